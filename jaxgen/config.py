@@ -1,0 +1,61 @@
+"""Configs are data: an experiment file defines `get_config()` returning a ConfigDict; the CLI
+loads it and applies `--set key=value` overrides, parsed as Python literals.
+"""
+
+import ast
+import importlib.util
+import json
+from pathlib import Path
+
+import ml_collections
+
+
+def load(path: str | Path) -> ml_collections.ConfigDict:
+    """Runs `get_config()` from a config file (experiments/*.py) or reads a run's config.json."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"No config at {path}; see experiments/ for the shipped ones.")
+    if path.suffix == ".json":
+        return ml_collections.ConfigDict(json.loads(path.read_text()))
+    spec = importlib.util.spec_from_file_location(f"jaxgen_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not hasattr(module, "get_config"):
+        raise ValueError(f"{path} defines no get_config().")
+    return module.get_config()
+
+
+def _parse(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a bare string, e.g. --set data.name=tfds:mnist
+
+
+def override(config: ml_collections.ConfigDict, assignments: list[str]):
+    """Applies ["a.b=1", "c=tfds:mnist", ...]; keys must exist, so a typo is an error."""
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        if not sep:
+            raise ValueError(f"--set takes key=value, got {assignment!r}")
+        *parents, leaf = key.strip().split(".")
+        node = config
+        for part in parents:
+            node = node[part]
+        if leaf not in node:
+            raise KeyError(f"--set {key}: the config has no such key; its keys: {list(node)}")
+        value = _parse(text.strip())
+        current = node[leaf]
+        if isinstance(current, float) and isinstance(value, int):
+            value = float(value)
+        with node.unlocked() if hasattr(node, "unlocked") else _null():
+            node[leaf] = value
+    return config
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

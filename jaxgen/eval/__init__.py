@@ -1,0 +1,5 @@
+"""Evaluation metrics."""
+
+from jaxgen.eval.vae import evaluate as evaluate_vae
+
+__all__ = ["evaluate_vae"]

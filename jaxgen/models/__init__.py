@@ -1,0 +1,5 @@
+"""Flax NNX modules."""
+
+from jaxgen.models.vae import ConvVAE, MlpVAE, reparameterize
+
+__all__ = ["ConvVAE", "MlpVAE", "reparameterize"]

@@ -1,0 +1,101 @@
+"""Orbax checkpoints of a run: train state, each process's data position, and the config.
+
+Saves are atomic (Orbax writes to a temporary directory and renames it when complete), so a
+run killed mid-save leaves the previous checkpoints intact. Restoring walks back from the latest
+step and skips, with a warning, any checkpoint that fails to load; those are moved, not deleted,
+to a sibling `checkpoints_damaged/` directory so the run can save those steps again.
+"""
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+from jax.experimental import multihost_utils
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def with_shardings(abstract_state: Any, shardings: Any) -> Any:
+    """The restore target: shapes and dtypes of `abstract_state`, placed as `shardings`."""
+    return jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract_state, shardings
+    )
+
+
+class Checkpointer:
+    def __init__(self, directory: str | Path, max_to_keep: int = 3):
+        self.directory = Path(directory).absolute()
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+        )
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, step: int, state: Any, data_iterator=None, config=None) -> None:
+        items = {"state": ocp.args.StandardSave(state)}
+        if data_iterator is not None:
+            items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
+        if config is not None:
+            items["config"] = ocp.args.JsonSave(json.loads(config.to_json()))
+        self._manager.save(step, args=ocp.args.Composite(**items), force=True)
+        self._manager.wait_until_finished()
+
+    def restore(self, target: Any, data_iterator=None, step: int | None = None) -> Any:
+        """Restores the state (and the iterator's position, in place) from the newest good step.
+
+        Returns None when the directory holds no checkpoint. Raises CheckpointError when there
+        are checkpoints but none of them loads.
+        """
+        steps = [step] if step is not None else self.steps()[::-1]
+        failures = []
+        for candidate in steps:
+            items = {"state": ocp.args.StandardRestore(target)}
+            if data_iterator is not None:
+                items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
+            try:
+                restored = self._manager.restore(candidate, args=ocp.args.Composite(**items))
+            except Exception as e:  # noqa: BLE001 - any failure to read means a damaged step
+                failures.append(f"step {candidate}: {type(e).__name__}: {e}")
+                log.warning(
+                    "Checkpoint at step %d in %s could not be restored (%s: %s); falling back "
+                    "to the previous one.", candidate, self.directory, type(e).__name__, e,
+                )
+                continue
+            if failures:
+                self._set_aside([s for s in steps if s > candidate])
+                log.warning("Resumed from step %d, the newest checkpoint that loads.", candidate)
+            return restored["state"]
+        if failures:
+            raise CheckpointError(
+                f"No checkpoint in {self.directory} could be restored:\n" + "\n".join(failures)
+            )
+        return None
+
+    def _set_aside(self, damaged: list[int]) -> None:
+        """Moves damaged steps out of the manager's way (to checkpoints_damaged/), keeping them."""
+        aside = self.directory.parent / f"{self.directory.name}_damaged"
+        if jax.process_index() == 0:
+            aside.mkdir(exist_ok=True)
+            for step in damaged:
+                target = aside / f"{step}.{int(time.time())}"
+                (self.directory / str(step)).rename(target)
+                log.warning("Moved the damaged checkpoint of step %d to %s.", step, target)
+        multihost_utils.sync_global_devices("jaxgen_checkpoint_set_aside")
+        self._manager.reload()
+
+    def close(self) -> None:
+        self._manager.close()

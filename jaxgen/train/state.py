@@ -1,0 +1,100 @@
+"""The train state pytree, the optimizer built from a config, and the shared gradient update."""
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything that changes from step to step; all of it is checkpointed.
+
+    `params` and `ema_params` are plain nested dicts of arrays (an NNX State's pure dict), merged
+    with the model's graphdef inside the loss. `ema_params` is None when EMA is off. `rng` is the
+    run's base key: step s draws with `fold_in(rng, s)`, so a resumed run continues the stream.
+    """
+
+    step: jax.Array
+    params: Any
+    opt_state: Any
+    ema_params: Any
+    rng: jax.Array
+
+    @property
+    def eval_params(self):
+        """The EMA parameters when kept (they sample and score better), else the raw ones."""
+        return self.params if self.ema_params is None else self.ema_params
+
+    @classmethod
+    def create(cls, params, tx: optax.GradientTransformation, rng: jax.Array, use_ema: bool):
+        return cls(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=tx.init(params),
+            ema_params=jax.tree.map(jnp.copy, params) if use_ema else None,
+            rng=rng,
+        )
+
+
+def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
+    """Adam or AdamW with linear warm-up then cosine decay, after global-norm clipping.
+
+    `optim` fields: name ("adam" | "adamw"), learning_rate, warmup_steps, min_lr_ratio
+    (final lr / peak lr), b1, b2, weight_decay (adamw), grad_clip_norm (0 disables).
+    """
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=optim.learning_rate,
+        warmup_steps=min(optim.warmup_steps, max(total_steps - 1, 0)),
+        decay_steps=max(total_steps, 1),
+        end_value=optim.learning_rate * optim.min_lr_ratio,
+    )
+    if optim.name == "adam":
+        opt = optax.adam(schedule, b1=optim.b1, b2=optim.b2)
+    elif optim.name == "adamw":
+        opt = optax.adamw(schedule, b1=optim.b1, b2=optim.b2, weight_decay=optim.weight_decay)
+    else:
+        raise ValueError(f"optim.name must be 'adam' or 'adamw', got {optim.name!r}")
+    if optim.grad_clip_norm:
+        return optax.chain(optax.clip_by_global_norm(optim.grad_clip_norm), opt)
+    return opt
+
+
+def gradient_step(
+    state: TrainState,
+    loss_fn: Callable[[Any, Any, jax.Array], tuple[jax.Array, dict]],
+    batch: Any,
+    key: jax.Array,
+    tx: optax.GradientTransformation,
+    ema_decay: float,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimizer step on `loss_fn(params, batch, key) -> (loss, metrics)`.
+
+    The EMA of the parameters is updated here, inside the jitted step (Polyak averaging as in
+    optax's `incremental_update`), so it is exact on every step and lives in the checkpoint. Its
+    decay warms up as min(ema_decay, (1 + t) / (10 + t)) (as in TensorFlow's
+    ExponentialMovingAverage with num_updates), so early averages do not keep the random init.
+    """
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    ema_params = state.ema_params
+    if ema_params is not None:
+        t = state.step.astype(jnp.float32)
+        decay = jnp.minimum(ema_decay, (1.0 + t) / (10.0 + t))
+        ema_params = optax.incremental_update(params, ema_params, step_size=1.0 - decay)
+    metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics}
+    new_state = state.replace(
+        step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params
+    )
+    return new_state, metrics
+
+
+def compute_dtype(name: str):
+    """"auto": bfloat16 on GPU/TPU, float32 on CPU; else the named dtype."""
+    if name == "auto":
+        return jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
+    return jnp.dtype(name)

@@ -1,0 +1,92 @@
+"""The VAE objective: its model from the config, its pure step, sampling and evaluation."""
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from jaxgen import losses
+from jaxgen.models import ConvVAE, MlpVAE
+from jaxgen.train.state import TrainState, compute_dtype, gradient_step, make_optimizer
+
+
+def binarize(key: jax.Array, images: jax.Array) -> jax.Array:
+    """Dynamic binarisation: pixels in [-1, 1] become Bernoulli draws with p = (x + 1) / 2."""
+    return jax.random.bernoulli(key, (images + 1.0) / 2.0).astype(jnp.float32)
+
+
+class VAEObjective:
+    """Config `model` fields: kind ("conv" | "mlp"), data_shape, latent_dim, channels, hidden,
+    mlp_hidden, likelihood ("bernoulli" | "gaussian"), beta, binarize (dynamic binarisation
+    for the Bernoulli likelihood).
+    """
+
+    def __init__(self, config):
+        self.config = config
+        model = config.model
+        self.likelihood = model.likelihood
+        self.binarize = model.likelihood == "bernoulli" and model.binarize
+        self.beta = model.beta
+        self.tx = make_optimizer(config.optim, config.steps)
+        self.ema_decay = config.ema_decay
+        self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: self.build(nnx.Rngs(0))))
+
+    def build(self, rngs: nnx.Rngs):
+        model = self.config.model
+        common = dict(
+            data_shape=tuple(model.data_shape),
+            latent_dim=model.latent_dim,
+            likelihood=model.likelihood,
+            dtype=compute_dtype(self.config.compute_dtype),
+            rngs=rngs,
+        )
+        if model.kind == "conv":
+            return ConvVAE(channels=tuple(model.channels), hidden=model.hidden, **common)
+        if model.kind == "mlp":
+            return MlpVAE(hidden=tuple(model.mlp_hidden), **common)
+        raise ValueError(f"model.kind must be 'conv' or 'mlp', got {model.kind!r}")
+
+    def model(self, params):
+        return nnx.merge(self.graphdef, params)
+
+    def init_state(self, key: jax.Array) -> TrainState:
+        init_key, rng = jax.random.split(key)
+        params = nnx.state(self.build(nnx.Rngs(init_key))).to_pure_dict()
+        return TrainState.create(params, self.tx, rng, use_ema=self.ema_decay > 0)
+
+    def targets(self, key: jax.Array, images: jax.Array) -> jax.Array:
+        """What the likelihood scores: binarised or [0, 1] pixels (Bernoulli), raw x (Gaussian)."""
+        if self.likelihood == "gaussian":
+            return images
+        return binarize(key, images) if self.binarize else (images + 1.0) / 2.0
+
+    def log_likelihood(self, model, outputs: jax.Array, targets: jax.Array) -> jax.Array:
+        if self.likelihood == "gaussian":
+            return losses.gaussian_log_likelihood(targets, outputs, model.log_scale[...])
+        return losses.bernoulli_log_likelihood(outputs, targets)
+
+    def loss(self, params, batch, key):
+        data_key, z_key = jax.random.split(key)
+        model = self.model(params)
+        targets = self.targets(data_key, batch["image"])
+        outputs, mean, log_var, _ = model(batch["image"], z_key)
+        log_likelihood = self.log_likelihood(model, outputs, targets)
+        loss, aux = losses.elbo_loss(log_likelihood, losses.gaussian_kl(mean, log_var), self.beta)
+        return loss, {k: jnp.mean(v) for k, v in aux.items()}
+
+    def step(self, state: TrainState, batch, key: jax.Array):
+        return gradient_step(state, self.loss, batch, key, self.tx, self.ema_decay)
+
+    def sample(self, params, key: jax.Array, num: int) -> jax.Array:
+        """`num` images from the prior, as means in [-1, 1] (sigmoid of logits, rescaled)."""
+        z = jax.random.normal(key, (num, self.config.model.latent_dim))
+        return self.decode(params, z)
+
+    def encode(self, params, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return self.model(params).encode(images)
+
+    def decode(self, params, z: jax.Array) -> jax.Array:
+        """Decoder means mapped to the data range: [-1, 1] for images."""
+        outputs = self.model(params).decode(z)
+        if self.likelihood == "bernoulli":
+            return 2.0 * jax.nn.sigmoid(outputs) - 1.0
+        return outputs

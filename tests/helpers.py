@@ -1,0 +1,90 @@
+"""Small configs and subprocess helpers shared by the tests."""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxgen import config as config_lib
+
+ROOT = Path(__file__).resolve().parent.parent
+CPU_CONFIG = ROOT / "experiments" / "vae_mnist5k.py"
+
+# A small MLP VAE on the real offline digits: a few milliseconds a step.
+TINY = [
+    "model.kind='mlp'",
+    "model.mlp_hidden=(64,)",
+    "model.latent_dim=4",
+    "batch_size=32",
+    "steps=30",
+    "log_every=5",
+    "checkpoint_every=10",
+    "sample_every=0",
+    "optim.warmup_steps=5",
+    "data.num_threads=1",
+]
+
+
+def tiny_config(*overrides: str):
+    return config_lib.override(config_lib.load(CPU_CONFIG), [*TINY, *overrides])
+
+
+def cli_args(*overrides: str) -> list[str]:
+    args = ["--config", str(CPU_CONFIG)]
+    for item in (*TINY, *overrides):
+        args += ["--set", item]
+    return args
+
+
+def run_cli(args: list[str], devices: int = 8, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m jaxgen ARGS` in a fresh process with `devices` CPU devices."""
+    return subprocess.run(
+        [sys.executable, "-m", "jaxgen", *args], env=cli_env(devices), cwd=ROOT,
+        capture_output=True, text=True, timeout=300, **kwargs,
+    )
+
+
+def cli_env(devices: int) -> dict:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["JAXGEN_COMPILATION_CACHE"] = ""
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def params_of(workdir) -> dict:
+    """The raw (non-EMA) parameters of a run's latest checkpoint, as numpy."""
+    from jaxgen.train.run import load_run
+
+    return jax.tree.map(np.asarray, load_run(workdir).state.params)
+
+
+def max_abs_diff(a, b) -> float:
+    return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b)))
+
+
+def run_processes(workdir, *overrides, num_processes=2, devices=4, extra=()) -> None:
+    """One `jaxgen train` per process on loopback (gloo collectives), like separate hosts."""
+    port = free_port()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "jaxgen", "train", "--workdir", str(workdir),
+             *cli_args(*overrides), *extra, "--coordinator", f"127.0.0.1:{port}",
+             "--num-processes", str(num_processes), "--process-id", str(i)],
+            env=cli_env(devices), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(num_processes)
+    ]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    for p, out in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, out[-3000:]
