@@ -48,14 +48,11 @@ def override(config: ml_collections.ConfigDict, assignments: list[str]):
         current = node[leaf]
         if isinstance(current, float) and isinstance(value, int):
             value = float(value)
-        with node.unlocked() if hasattr(node, "unlocked") else _null():
+        try:
             node[leaf] = value
+        except TypeError as e:
+            raise ValueError(
+                f"--set {key}={text}: expected type {type(current).__name__} (the config has "
+                f"{current!r}), got {type(value).__name__}."
+            ) from e
     return config
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False

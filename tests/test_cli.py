@@ -73,3 +73,5 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
     assert cli.main(["train", "--workdir", str(tmp_path),
                      *helpers.cli_args("model.latnt_dim=3")]) == 1
     assert "no such key" in capsys.readouterr().err
+    assert cli.main(["train", "--workdir", str(tmp_path), *helpers.cli_args("steps='many'")]) == 1
+    assert "expected type int (the config has 30), got str" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The training engine on the real offline digits: learning, failures, checkpoints, signals."""
 
+import json
 import logging
 import math
 import signal
@@ -127,6 +128,12 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny_config):
     for a, b in zip(jax.tree.leaves(jax.device_get(reference.state)),
                     jax.tree.leaves(jax.device_get(resumed.state)), strict=True):
         np.testing.assert_array_equal(a, b)  # params, Adam moments, EMA, step, key
+    # The metrics log reads as if the run had never stopped: same steps, same losses.
+    def losses(workdir):
+        lines = (workdir / "metrics.jsonl").read_text().splitlines()
+        return [(r["step"], r["loss"]) for r in map(json.loads, lines)]
+
+    assert losses(tmp_path / "killed") == losses(tmp_path / "reference")
 
 
 def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
@@ -140,3 +147,20 @@ def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):
     saved = Checkpointer(tmp_path / "checkpoints").steps()
     assert len(saved) == 1 and 0 < saved[0] < 100000 and saved[0] % 10 == 0
     assert f"saved a checkpoint at step {saved[0]}" in stderr
+
+
+def test_bfloat16_compute_keeps_float32_params(tiny_config):
+    from jaxgen.train import make_objective
+
+    objective = make_objective(tiny_config("compute_dtype='bfloat16'"))
+    state = objective.init_state(jax.random.PRNGKey(0))
+    images = jnp.asarray(data.load_arrays("mnist5k")[1][:32])
+    model = objective.model(state.params)
+    assert model.encoder[0](images.reshape(32, -1)).dtype == jnp.bfloat16  # compute
+    step = jax.jit(objective.step)
+    losses = []
+    for t in range(5):
+        state, metrics = step(state, {"image": images}, jax.random.PRNGKey(t))
+        losses.append(float(metrics["loss"]))
+    assert {x.dtype for x in jax.tree.leaves(state.params)} == {jnp.dtype(jnp.float32)}
+    assert metrics["loss"].dtype == jnp.float32 and losses[-1] < losses[0]

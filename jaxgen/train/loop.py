@@ -110,6 +110,9 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
     if state is None:
         state = jax.jit(objective.init_state, out_shardings=shardings)(key)
     start = int(state.step)
+    metrics_path = workdir / "metrics.jsonl"
+    if is_main:
+        _drop_records_after(metrics_path, start)
 
     def train_step(state, batch):
         return objective.step(state, batch, jax.random.fold_in(state.rng, state.step))
@@ -120,7 +123,6 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
         out_shardings=(shardings, parallel.replicated(mesh)),
         donate_argnums=0,
     )
-    metrics_path = workdir / "metrics.jsonl"
     total = config.steps if stop_at is None else min(stop_at, config.steps)
     compile_seconds, steps_per_second, stopped = 0.0, float("nan"), False
     with _StopRequest() as stop, tqdm(
@@ -172,6 +174,14 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
         (workdir / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return TrainResult(state, objective, mesh, workdir, compile_seconds, steps_per_second,
                        stopped)
+
+
+def _drop_records_after(metrics_path: Path, step: int) -> None:
+    """A run resumed from `step` logs the steps after it again: forget the first telling."""
+    if metrics_path.exists():
+        lines = metrics_path.read_text().splitlines()
+        kept = [line for line in lines if line and json.loads(line)["step"] <= step]
+        metrics_path.write_text("".join(line + "\n" for line in kept))
 
 
 def _check_finite(window: list[dict], first_step: int, checkpointer: Checkpointer) -> list[dict]:
