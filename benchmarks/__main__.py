@@ -21,6 +21,7 @@ def time_train_step(config, steps: int, repeats: int) -> dict:
 
     from jaxgen import parallel
     from jaxgen.train import make_objective
+    from jaxgen.train.loop import jit_train_step
 
     mesh = parallel.make_mesh(config.mesh.fsdp)
     parallel.check_batch_size(config.batch_size, mesh)
@@ -32,9 +33,7 @@ def time_train_step(config, steps: int, repeats: int) -> dict:
     images = jax.random.uniform(key, (config.batch_size, *config.model.data_shape), minval=-1.0)
     batch = parallel.shard_batch({"image": images, "label": jnp.zeros(len(images), jnp.int32)},
                                  mesh)
-    step = jax.jit(lambda s, b: objective.step(s, b, jax.random.fold_in(s.rng, s.step)),
-                   in_shardings=(shardings, parallel.batch_sharding(mesh)),
-                   out_shardings=(shardings, parallel.replicated(mesh)), donate_argnums=0)
+    step = jit_train_step(objective, mesh, shardings)
     t0 = time.perf_counter()
     compiled = step.lower(state, batch).compile()
     compile_seconds = time.perf_counter() - t0

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 DEFAULT_CACHE = Path.home() / ".cache" / "jaxgen" / "xla"
 
 
@@ -53,10 +52,12 @@ def _sample(args) -> None:
     from jaxgen import viz
     from jaxgen.train.run import load_run
 
+    if args.num < 1:
+        raise ValueError(f"--num must be at least 1, got {args.num}")
     run = load_run(args.run)
     key = jax.random.PRNGKey(args.seed)
     images = np.asarray(jax.jit(run.objective.sample, static_argnums=2)(run.params, key, args.num))
-    out = Path(args.out)
+    out = Path(args.out) if args.out else Path(args.run) / "samples.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(out, images=viz.to_uint8(images))
     if images.ndim == 4:
@@ -72,13 +73,18 @@ def _interpolate(args) -> None:
     from jaxgen.sample import pictures
     from jaxgen.train.run import load_run
 
+    if args.pairs < 1 or args.steps < 2:
+        raise ValueError("interpolate needs --pairs >= 1 and --steps >= 2")
     run = load_run(args.run)
     _, images, _ = data.load_arrays(run.config.data.name, "test", seed=run.config.seed,
                                     data_dir=run.config.data.data_dir)
+    if images.ndim != 4:
+        raise ValueError(f"interpolate draws images; {run.config.data.name} holds points "
+                         f"of shape {list(images.shape[1:])}.")
     order = np.random.default_rng(args.seed).permutation(len(images))[: 2 * args.pairs]
     strips = pictures.interpolation_strips(run.objective, run.params, images[order[::2]],
                                            images[order[1::2]], args.steps, args.method)
-    out = Path(args.out)
+    out = Path(args.out) if args.out else Path(args.run) / "interpolation.png"
     viz.save_png(viz.image_grid(strips, ncols=args.steps), out)
     frames = pictures.walk_frames(run.objective, run.params, jax.random.PRNGKey(args.seed))
     viz.save_gif(frames, out.with_suffix(".gif"))
@@ -149,7 +155,7 @@ def _parser() -> argparse.ArgumentParser:
                             "(and a PNG grid beside it).")
     sample.add_argument("--run", required=True, help="the run directory")
     sample.add_argument("--num", type=int, default=64, help="number of samples")
-    sample.add_argument("--out", default="samples.npz", help="output .npz path")
+    sample.add_argument("--out", help="output .npz path (default: RUN/samples.npz)")
     sample.add_argument("--seed", type=int, default=0)
     sample.set_defaults(run_command=_sample)
 
@@ -161,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     interp.add_argument("--pairs", type=int, default=8, help="number of image pairs")
     interp.add_argument("--steps", type=int, default=10, help="images per strip, ends included")
     interp.add_argument("--method", choices=("slerp", "lerp"), default="slerp")
-    interp.add_argument("--out", default="interpolation.png")
+    interp.add_argument("--out", help="output PNG (default: RUN/interpolation.png)")
     interp.add_argument("--seed", type=int, default=0)
     interp.set_defaults(run_command=_interpolate)
 
@@ -183,8 +189,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", default="runs/demo", help="where the run and pictures go")
     demo.add_argument("--steps", type=int, help="train steps (default: the config's)")
     demo.add_argument("--iwae-samples", type=int, default=500, help="K of the IWAE bound")
-    demo.add_argument("--fresh", action="store_true", help="delete the workdir first")
+    demo.add_argument("--fresh", action="store_true",
+                      help="delete the workdir's previous demo run first (needed to change "
+                      "--steps of an existing run)")
     demo.set_defaults(run_command=_demo)
+    for command in sub.choices.values():
+        command.add_argument("--debug", action="store_true",
+                             help="show the full traceback of an error")
     return parser
 
 
@@ -194,9 +205,17 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("absl", "jax._src", "orbax", "grain"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _setup_jax(args)
+    from jaxgen.data import DatasetNotPreparedError
+    from jaxgen.train import CheckpointError
+
+    expected = (ValueError, KeyError, FileNotFoundError, FileExistsError, FloatingPointError,
+                CheckpointError, DatasetNotPreparedError)
     try:
         args.run_command(args)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError, FloatingPointError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    except expected as e:
+        if args.debug:
+            raise
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {message}", file=sys.stderr)
         return 1
     return 0

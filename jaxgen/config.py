@@ -41,7 +41,11 @@ def override(config: ml_collections.ConfigDict, assignments: list[str]):
         *parents, leaf = key.strip().split(".")
         node = config
         for part in parents:
+            if not hasattr(node, "keys") or part not in node:
+                raise KeyError(f"--set {key}: the config has no section {part!r}.")
             node = node[part]
+        if not hasattr(node, "keys"):
+            raise KeyError(f"--set {key}: {'.'.join(parents)} is a value, not a section.")
         if leaf not in node:
             raise KeyError(f"--set {key}: the config has no such key; its keys: {list(node)}")
         value = _parse(text.strip())

@@ -33,6 +33,11 @@ def run(workdir: str | Path = "runs/demo", steps: int | None = None, iwae_sample
         fresh: bool = False) -> dict:
     workdir = Path(workdir)
     if fresh and workdir.exists():
+        if any(workdir.iterdir()) and not (workdir / "config.json").exists():
+            raise FileExistsError(
+                f"--fresh deletes the previous demo run, but {workdir} is not a run directory; "
+                "pick another --workdir."
+            )
         shutil.rmtree(workdir)
     config = config_lib.load(find_experiment(CONFIG))
     if steps is not None:
@@ -41,6 +46,8 @@ def run(workdir: str | Path = "runs/demo", steps: int | None = None, iwae_sample
     result = train(config, workdir)
     train_seconds = time.perf_counter() - t0
     objective, state = result.objective, result.state
+    # The speed of the call that trained (an earlier one, if this call only reopened the run).
+    summary = json.loads((workdir / "train_summary.json").read_text())
     params = state.eval_params
 
     _, images, labels = data.load_arrays(config.data.name, "test", seed=config.seed)
@@ -48,8 +55,8 @@ def run(workdir: str | Path = "runs/demo", steps: int | None = None, iwae_sample
     metrics = evaluate_vae(objective, params, images, mesh=result.mesh,
                            num_samples=iwae_samples, batch_size=config.eval.batch_size)
     metrics.update(step=int(state.step), eval_seconds=time.perf_counter() - t0,
-                   train_seconds=train_seconds, compile_seconds=result.compile_seconds,
-                   steps_per_second=result.steps_per_second)
+                   train_seconds=train_seconds, compile_seconds=summary["compile_seconds"],
+                   steps_per_second=summary["steps_per_second"])
     (workdir / "eval.json").write_text(json.dumps(metrics, indent=2))
 
     key = jax.random.PRNGKey(config.seed)
@@ -79,8 +86,8 @@ def run(workdir: str | Path = "runs/demo", steps: int | None = None, iwae_sample
     print(f"\nheld-out ELBO {metrics['elbo']:.2f} nats, IWAE NLL (K={iwae_samples}) "
           f"{metrics['iwae_nll']:.2f} nats on {metrics['num_examples']} test digits "
           f"after {metrics['step']} steps")
-    print(f"train {train_seconds:.0f} s (compile {result.compile_seconds:.1f} s, "
-          f"{result.steps_per_second:.1f} steps/s), eval {metrics['eval_seconds']:.0f} s")
+    print(f"train {train_seconds:.0f} s (compile {summary['compile_seconds']:.1f} s, "
+          f"{summary['steps_per_second']:.1f} steps/s), eval {metrics['eval_seconds']:.0f} s")
     for name, path in written.items():
         print(f"  {name:16s} {path}")
     return metrics

@@ -13,6 +13,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -40,6 +41,18 @@ def initialize_distributed(config: DistributedConfig) -> None:
         num_processes=config.num_processes,
         process_id=config.process_id,
     )
+
+
+def any_process(flag: bool) -> bool:
+    """True if the flag is set in any process (a collective: every process must call it)."""
+    if jax.process_count() == 1:
+        return flag
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
+
+
+def all_processes(flag: bool) -> bool:
+    """True if the flag is set in every process (a collective: every process must call it)."""
+    return not any_process(not flag)
 
 
 def make_mesh(fsdp: int = 1, devices: list | None = None) -> Mesh:
@@ -98,10 +111,14 @@ def state_shardings(abstract_state: Any, mesh: Mesh, min_fsdp_size: int = 2**14)
     """Shardings for every array of a train-state pytree, by the rule of `fsdp_spec`.
 
     The same rule places parameters, their optimizer moments and EMA copies alike (they share
-    shapes), so an update never moves data between devices.
+    shapes), so an update never moves data between devices. Integer arrays (the step, keys)
+    are replicated.
     """
     fsdp_size = mesh.shape["fsdp"]
-    return jax.tree.map(
-        lambda x: NamedSharding(mesh, fsdp_spec(x.shape, fsdp_size, min_fsdp_size)),
-        abstract_state,
-    )
+
+    def place(x):
+        if not np.issubdtype(x.dtype, np.floating):  # step counters and PRNG keys stay whole
+            return NamedSharding(mesh, P())
+        return NamedSharding(mesh, fsdp_spec(x.shape, fsdp_size, min_fsdp_size))
+
+    return jax.tree.map(place, abstract_state)

@@ -1,6 +1,5 @@
 """Pictures a person looks at: image grids and strips (PNG), walks (GIF), metric curves (PNG)."""
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -52,14 +51,13 @@ def save_gif(frames: np.ndarray, path: str | Path, ms_per_frame: int = 80, scale
     return path
 
 
-def plot_metrics(metrics_jsonl: str | Path, path: str | Path) -> Path:
-    """Loss (and every other logged metric) against step, from a run's metrics.jsonl."""
+def plot_metrics(records: list[dict], path: str | Path) -> Path:
+    """Loss (and every other logged metric) against step, from a run's metric records."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [json.loads(line) for line in Path(metrics_jsonl).read_text().splitlines() if line]
     keys = [k for k in records[0] if k not in ("step", "steps_per_second")]
     steps = [r["step"] for r in records]
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8), squeeze=False)

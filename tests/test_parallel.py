@@ -38,6 +38,7 @@ def test_fsdp_training_matches_replicated(tmp_path, tiny_config):
     assert kernel.addressable_shards[0].data.shape == (196, 64)  # a quarter per device
     moment = jax.tree.leaves(sharded.state.opt_state)[1]
     assert "fsdp" in str(moment.sharding.spec)  # optimizer state is sharded the same way
+    assert sharded.state.rng.sharding.spec == P()  # the key stays whole
     # Same math, different reduction order: equal to float32 round-off.
     diff = helpers.max_abs_diff(jax.device_get(replicated.state.params),
                                 jax.device_get(sharded.state.params))

@@ -17,6 +17,8 @@ import jax
 import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 
+from jaxgen import parallel
+
 log = logging.getLogger(__name__)
 
 
@@ -54,11 +56,15 @@ class Checkpointer:
         self._manager.save(step, args=ocp.args.Composite(**items), force=True)
         self._manager.wait_until_finished()
 
-    def restore(self, target: Any, data_iterator=None, step: int | None = None) -> Any:
+    def restore(self, target: Any, data_iterator=None, step: int | None = None,
+                set_aside_damaged: bool = True) -> Any:
         """Restores the state (and the iterator's position, in place) from the newest good step.
 
-        Returns None when the directory holds no checkpoint. Raises CheckpointError when there
-        are checkpoints but none of them loads.
+        Every process tries the same step, and a step counts as good only if it loaded in all
+        of them, so all processes resume from the same step. Steps newer than the one restored
+        are moved to `checkpoints_damaged/` when `set_aside_damaged` (a training run does this;
+        read-only users of a run do not). Returns None when there is no checkpoint; raises
+        CheckpointError when there are checkpoints but none loads.
         """
         steps = [step] if step is not None else self.steps()[::-1]
         failures = []
@@ -68,15 +74,18 @@ class Checkpointer:
                 items["data"] = grain.checkpoint.CheckpointRestore(data_iterator)
             try:
                 restored = self._manager.restore(candidate, args=ocp.args.Composite(**items))
+                error = None
             except Exception as e:  # noqa: BLE001 - any failure to read means a damaged step
-                failures.append(f"step {candidate}: {type(e).__name__}: {e}")
-                log.warning(
-                    "Checkpoint at step %d in %s could not be restored (%s: %s); falling back "
-                    "to the previous one.", candidate, self.directory, type(e).__name__, e,
-                )
+                restored, error = None, f"{type(e).__name__}: {e}"
+            if not parallel.all_processes(error is None):
+                error = error or "it failed to load in another process"
+                failures.append(f"step {candidate}: {error}")
+                log.warning("Checkpoint at step %d in %s could not be restored (%s); falling "
+                            "back to the previous one.", candidate, self.directory, error)
                 continue
             if failures:
-                self._set_aside([s for s in steps if s > candidate])
+                if set_aside_damaged:
+                    self._set_aside([s for s in steps if s > candidate])
                 log.warning("Resumed from step %d, the newest checkpoint that loads.", candidate)
             return restored["state"]
         if failures:

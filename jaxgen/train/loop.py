@@ -2,7 +2,8 @@
 
 It builds the mesh, the data iterator and the state (sharded, or restored from the run's latest
 good checkpoint), compiles the objective's step once with its shardings, and then steps: with a
-progress bar, metrics as JSON lines, sample grids, checkpoints, a NaN guard and SIGTERM handling.
+progress bar, metrics as JSON lines, sample grids, checkpoints, a NaN guard, and a checkpoint
+on SIGTERM or Ctrl-C.
 """
 
 import dataclasses
@@ -16,15 +17,18 @@ from typing import Any
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 from tqdm.auto import tqdm
 
 from jaxgen import data, parallel, viz
-from jaxgen.train import objectives
+from jaxgen.train import objectives, run
 from jaxgen.train.checkpoint import Checkpointer, with_shardings
 from jaxgen.train.state import TrainState
 
 log = logging.getLogger(__name__)
+
+# Metrics that must stay finite: a non-finite gradient leaves the loss of its own step finite
+# (it was computed before the update) but poisons the parameters it produces.
+GUARDED_METRICS = ("loss", "grad_norm")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -37,8 +41,8 @@ class TrainResult:
     objective: Any
     mesh: Any
     workdir: Path
-    compile_seconds: float
-    steps_per_second: float
+    compile_seconds: float  # 0 when no step ran in this call
+    steps_per_second: float  # nan when no step ran in this call
     stopped_early: bool
 
     @property
@@ -48,32 +52,47 @@ class TrainResult:
 
 
 class _StopRequest:
-    """Turns SIGTERM into a flag the loop reads between steps, so it can save and exit."""
+    """Turns SIGTERM and Ctrl-C into a flag the loop reads between steps, to save and exit."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
         self.requested = False
-        self._previous = None
+        self._previous = {}
 
     def __enter__(self):
-        try:
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-        except ValueError:  # not the main thread: leave signals alone
-            self._previous = None
+        for sig in self.SIGNALS:
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
         return self
 
     def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now, without saving
         self.requested = True
 
     def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
 
 
-def _agree(flag: bool) -> bool:
-    """True if any process says so: every process must stop at the same step to save together."""
-    if jax.process_count() == 1:
-        return flag
-    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
+def jit_train_step(objective, mesh, shardings):
+    """The engine's step, `(state, batch) -> (state, metrics)`, jitted with its shardings.
+
+    The key of step s is `fold_in(state.rng, s)`, so it depends only on the seed and the step.
+    """
+
+    def train_step(state, batch):
+        return objective.step(state, batch, jax.random.fold_in(state.rng, state.step))
+
+    return jax.jit(
+        train_step,
+        in_shardings=(shardings, parallel.batch_sharding(mesh)),
+        out_shardings=(shardings, parallel.replicated(mesh)),
+        donate_argnums=0,
+    )
 
 
 def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResult:
@@ -84,52 +103,48 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
     """
     workdir = Path(workdir)
     is_main = jax.process_index() == 0
-    if is_main:
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / "config.json").write_text(config.to_json(indent=2))
-
     mesh = parallel.make_mesh(config.mesh.fsdp)
     parallel.check_batch_size(config.batch_size, mesh)
-    info, data_iter = data.train_iterator(
-        config.data.name,
-        config.batch_size,
-        seed=config.seed,
-        data_dir=config.data.data_dir,
-        download=config.data.download,
-        num_threads=config.data.num_threads,
-    )
-    objective = objectives.make(config, info)
-
-    key = jax.random.PRNGKey(config.seed)
-    abstract = jax.eval_shape(objective.init_state, key)
-    shardings = parallel.state_shardings(abstract, mesh, config.mesh.min_fsdp_size)
     checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints)
-    state = None
-    if config.resume:
-        state = checkpointer.restore(with_shardings(abstract, shardings), data_iter)
-    if state is None:
-        state = jax.jit(objective.init_state, out_shardings=shardings)(key)
+    try:
+        run.check_can_start(config, workdir, has_checkpoints=bool(checkpointer.steps()))
+        info, data_iter = data.train_iterator(
+            config.data.name, config.batch_size, seed=config.seed,
+            data_dir=config.data.data_dir, download=config.data.download,
+            num_threads=config.data.num_threads,
+        )
+        objective = objectives.make(config, info)
+        key = jax.random.PRNGKey(config.seed)
+        abstract = jax.eval_shape(objective.init_state, key)
+        shardings = parallel.state_shardings(abstract, mesh, config.mesh.min_fsdp_size)
+        state = None
+        if config.resume:
+            state = checkpointer.restore(with_shardings(abstract, shardings), data_iter)
+        if state is None:
+            state = jax.jit(objective.init_state, out_shardings=shardings)(key)
+        if is_main:
+            workdir.mkdir(parents=True, exist_ok=True)
+            (workdir / "config.json").write_text(config.to_json(indent=2))
+        total = config.steps if stop_at is None else min(stop_at, config.steps)
+        return _loop(config, workdir, objective, mesh, shardings, state, data_iter, checkpointer,
+                     total)
+    finally:
+        checkpointer.close()
+
+
+def _loop(config, workdir, objective, mesh, shardings, state, data_iter, checkpointer, total):
+    is_main = jax.process_index() == 0
     start = int(state.step)
-    metrics_path = workdir / "metrics.jsonl"
-    if is_main:
-        _drop_records_after(metrics_path, start)
-
-    def train_step(state, batch):
-        return objective.step(state, batch, jax.random.fold_in(state.rng, state.step))
-
-    step_fn = jax.jit(
-        train_step,
-        in_shardings=(shardings, parallel.batch_sharding(mesh)),
-        out_shardings=(shardings, parallel.replicated(mesh)),
-        donate_argnums=0,
-    )
-    total = config.steps if stop_at is None else min(stop_at, config.steps)
+    metrics_log = run.MetricsLog(workdir / "metrics.jsonl", enabled=is_main)
+    metrics_log.drop_after(start)  # a resumed run logs the steps after `start` again
+    step_fn = jit_train_step(objective, mesh, shardings)
+    sample_fn = jax.jit(objective.sample, static_argnums=2, out_shardings=parallel.replicated(mesh))
+    single_process = jax.process_count() == 1
     compile_seconds, steps_per_second, stopped = 0.0, float("nan"), False
-    with _StopRequest() as stop, tqdm(
-        total=total, initial=start, disable=not is_main, desc="train", dynamic_ncols=True
-    ) as bar:
-        batch = parallel.shard_batch(next(data_iter), mesh) if start < total else None
-        if batch is not None:
+    with _StopRequest() as stop, tqdm(total=total, initial=start, disable=not is_main,
+                                      desc="train", dynamic_ncols=True) as bar:
+        if start < total:
+            batch = parallel.shard_batch(next(data_iter), mesh)
             t0 = time.perf_counter()
             step_fn = step_fn.lower(state, batch).compile()
             compile_seconds = time.perf_counter() - t0
@@ -142,32 +157,32 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
             pending.append(metrics)
             done = step + 1
             checkpoint_now = done % config.checkpoint_every == 0 or done == total
-            if done % config.log_every == 0 or checkpoint_now or done == total:
-                stopped = _agree(stop.requested)
-                window = _check_finite(jax.device_get(pending), first_step=done - len(pending),
-                                       checkpointer=checkpointer)
+            log_now = done % config.log_every == 0 or checkpoint_now
+            # One process may stop at any step; many must agree, which they do at log points.
+            if log_now or (single_process and stop.requested):
+                stopped = parallel.any_process(stop.requested)
+                window = jax.device_get(pending)
+                _check_finite(window, first_step=done - len(pending), checkpointer=checkpointer)
                 elapsed = time.perf_counter() - window_start
                 timed_steps, timed_seconds = timed_steps + len(pending), timed_seconds + elapsed
                 steps_per_second = timed_steps / timed_seconds
                 record = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
                 record.update(step=done, steps_per_second=len(pending) / elapsed)
-                if is_main:
-                    with metrics_path.open("a") as f:
-                        f.write(json.dumps(record) + "\n")
-                    bar.set_postfix(loss=f"{record['loss']:.4g}",
-                                    steps_per_s=f"{record['steps_per_second']:.1f}")
-                    bar.update(len(pending))
-                pending, window_start = [], time.perf_counter()
+                metrics_log.append(record)
+                bar.set_postfix(loss=f"{record['loss']:.4g}",
+                                steps_per_s=f"{record['steps_per_second']:.1f}")
+                bar.update(len(pending))
+                pending = []
                 if checkpoint_now or stopped:
                     checkpointer.save(done, state, data_iter, config)
                 if stopped:
-                    log.warning("SIGTERM: saved a checkpoint at step %d and stopped.", done)
+                    log.warning("Stop requested: saved a checkpoint at step %d and stopped.", done)
                     break
-            if config.sample_every and done % config.sample_every == 0 and is_main:
-                _save_samples(objective, state, workdir / "samples" / f"step_{done:07d}.png")
-    checkpointer.close()
-    if is_main and metrics_path.exists():
-        viz.plot_metrics(metrics_path, workdir / "loss_curve.png")
+                window_start = time.perf_counter()
+            if config.sample_every and done % config.sample_every == 0:
+                _save_samples(sample_fn, state, workdir / "samples" / f"step_{done:07d}.png")
+    if is_main and start < int(state.step):
+        metrics_log.plot(workdir / "loss_curve.png")
         summary = {"step": int(state.step), "compile_seconds": compile_seconds,
                    "steps_per_second": steps_per_second, "devices": mesh.size,
                    "processes": jax.process_count(), "backend": jax.default_backend()}
@@ -176,32 +191,26 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
                        stopped)
 
 
-def _drop_records_after(metrics_path: Path, step: int) -> None:
-    """A run resumed from `step` logs the steps after it again: forget the first telling."""
-    if metrics_path.exists():
-        lines = metrics_path.read_text().splitlines()
-        kept = [line for line in lines if line and json.loads(line)["step"] <= step]
-        metrics_path.write_text("".join(line + "\n" for line in kept))
-
-
-def _check_finite(window: list[dict], first_step: int, checkpointer: Checkpointer) -> list[dict]:
+def _check_finite(window: list[dict], first_step: int, checkpointer: Checkpointer) -> None:
     for offset, metrics in enumerate(window):
-        if not math.isfinite(float(metrics["loss"])):
+        bad = {k: float(metrics[k]) for k in GUARDED_METRICS
+               if k in metrics and not math.isfinite(float(metrics[k]))}
+        if bad:
             step = first_step + offset + 1
             kept = checkpointer.latest_step()
             where = (f"the last good checkpoint (step {kept}) is kept in {checkpointer.directory}"
                      if kept is not None else "no checkpoint had been saved yet")
             raise NonFiniteLossError(
-                f"loss became {float(metrics['loss'])} at step {step}; training stopped and "
-                f"nothing after it was saved: {where}. Lower the learning rate or set "
-                "optim.grad_clip_norm, then rerun the same command to resume from it."
+                f"{', '.join(f'{k} became {v}' for k, v in bad.items())} at step {step}; training "
+                f"stopped and nothing after it was saved: {where}. Lower the learning rate or "
+                "set optim.grad_clip_norm, then train again in a new --workdir (or rerun this "
+                "one to resume from that checkpoint)."
             )
-    return window
 
 
-def _save_samples(objective, state: TrainState, path: Path, num: int = 64) -> None:
-    params = state.eval_params
+def _save_samples(sample_fn, state: TrainState, path: Path, num: int = 64) -> None:
+    """Every process draws (the parameters may be sharded across hosts); process 0 writes."""
     key = jax.random.fold_in(state.rng, 2**31 - 1)  # one fixed key: grids across steps compare
-    images = np.asarray(jax.jit(objective.sample, static_argnums=2)(params, key, num))
-    if images.ndim == 4:
+    images = np.asarray(jax.device_get(sample_fn(state.eval_params, key, num)))
+    if jax.process_index() == 0 and images.ndim == 4:
         viz.save_png(viz.image_grid(images), path)

@@ -63,6 +63,18 @@ def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
     return opt
 
 
+def ema_update(ema_params: Any, params: Any, step: jax.Array, decay: float) -> Any:
+    """One step of the parameters' exponential moving average, with warm-up.
+
+    The decay is min(decay, (1 + t) / (10 + t)) at step t (TensorFlow's ExponentialMovingAverage
+    with num_updates), so early averages do not keep the random initialisation: without it, a
+    0.999 average after 1,500 steps still holds 22% of the init.
+    """
+    t = jnp.asarray(step, jnp.float32)
+    decay = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
+    return optax.incremental_update(params, ema_params, step_size=1.0 - decay)
+
+
 def gradient_step(
     state: TrainState,
     loss_fn: Callable[[Any, Any, jax.Array], tuple[jax.Array, dict]],
@@ -73,19 +85,15 @@ def gradient_step(
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step on `loss_fn(params, batch, key) -> (loss, metrics)`.
 
-    The EMA of the parameters is updated here, inside the jitted step (Polyak averaging as in
-    optax's `incremental_update`), so it is exact on every step and lives in the checkpoint. Its
-    decay warms up as min(ema_decay, (1 + t) / (10 + t)) (as in TensorFlow's
-    ExponentialMovingAverage with num_updates), so early averages do not keep the random init.
+    The EMA of the parameters (`ema_update`) is updated here, inside the jitted step, so it is
+    exact on every step and lives in the checkpoint.
     """
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ema_params = state.ema_params
     if ema_params is not None:
-        t = state.step.astype(jnp.float32)
-        decay = jnp.minimum(ema_decay, (1.0 + t) / (10.0 + t))
-        ema_params = optax.incremental_update(params, ema_params, step_size=1.0 - decay)
+        ema_params = ema_update(ema_params, params, state.step, ema_decay)
     metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics}
     new_state = state.replace(
         step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params

@@ -53,11 +53,19 @@ class VAEObjective:
         params = nnx.state(self.build(nnx.Rngs(init_key))).to_pure_dict()
         return TrainState.create(params, self.tx, rng, use_ema=self.ema_decay > 0)
 
-    def targets(self, key: jax.Array, images: jax.Array) -> jax.Array:
-        """What the likelihood scores: binarised or [0, 1] pixels (Bernoulli), raw x (Gaussian)."""
+    def prepare(self, key: jax.Array, images: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(encoder inputs, likelihood targets) for a batch of data in [-1, 1].
+
+        Bernoulli: targets are binarised (a fresh draw per call) or [0, 1] pixels, and the
+        encoder sees the same binary digit rescaled to {-1, 1}, as in the binarised-MNIST
+        literature, so reported bounds are comparable. Gaussian: both are the data itself.
+        """
         if self.likelihood == "gaussian":
-            return images
-        return binarize(key, images) if self.binarize else (images + 1.0) / 2.0
+            return images, images
+        if not self.binarize:
+            return images, (images + 1.0) / 2.0
+        targets = binarize(key, images)
+        return 2.0 * targets - 1.0, targets
 
     def log_likelihood(self, model, outputs: jax.Array, targets: jax.Array) -> jax.Array:
         if self.likelihood == "gaussian":
@@ -67,8 +75,8 @@ class VAEObjective:
     def loss(self, params, batch, key):
         data_key, z_key = jax.random.split(key)
         model = self.model(params)
-        targets = self.targets(data_key, batch["image"])
-        outputs, mean, log_var, _ = model(batch["image"], z_key)
+        inputs, targets = self.prepare(data_key, batch["image"])
+        outputs, mean, log_var, _ = model(inputs, z_key)
         log_likelihood = self.log_likelihood(model, outputs, targets)
         loss, aux = losses.elbo_loss(log_likelihood, losses.gaussian_kl(mean, log_var), self.beta)
         return loss, {k: jnp.mean(v) for k, v in aux.items()}
