@@ -22,13 +22,13 @@ def time_train_step(config, steps: int, repeats: int) -> dict:
     from jaxgen import parallel
     from jaxgen.train import make_objective
     from jaxgen.train.loop import jit_train_step
+    from jaxgen.train.state import state_layout
 
     mesh = parallel.make_mesh(config.mesh.fsdp)
     parallel.check_batch_size(config.batch_size, mesh)
     objective = make_objective(config)
     key = jax.random.PRNGKey(0)
-    abstract = jax.eval_shape(objective.init_state, key)
-    shardings = parallel.state_shardings(abstract, mesh, config.mesh.min_fsdp_size)
+    _, shardings = state_layout(objective, mesh, config.mesh.min_fsdp_size)
     state = jax.jit(objective.init_state, out_shardings=shardings)(key)
     images = jax.random.uniform(key, (config.batch_size, *config.model.data_shape), minval=-1.0)
     batch = parallel.shard_batch({"image": images, "label": jnp.zeros(len(images), jnp.int32)},

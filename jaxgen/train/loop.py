@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from jaxgen import data, parallel, viz
 from jaxgen.train import objectives, run
 from jaxgen.train.checkpoint import Checkpointer, with_shardings
-from jaxgen.train.state import TrainState
+from jaxgen.train.state import TrainState, state_layout
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,7 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
         )
         objective = objectives.make(config, info)
         key = jax.random.PRNGKey(config.seed)
-        abstract = jax.eval_shape(objective.init_state, key)
-        shardings = parallel.state_shardings(abstract, mesh, config.mesh.min_fsdp_size)
+        abstract, shardings = state_layout(objective, mesh, config.mesh.min_fsdp_size)
         state = None
         if config.resume:
             state = checkpointer.restore(with_shardings(abstract, shardings), data_iter)

@@ -5,12 +5,11 @@ import json
 import logging
 from pathlib import Path
 
-import jax
-
 from jaxgen import config as config_lib
 from jaxgen import parallel, viz
 from jaxgen.train import objectives
 from jaxgen.train.checkpoint import Checkpointer, with_shardings
+from jaxgen.train.state import state_layout
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +120,7 @@ def load_run(workdir: str | Path, step: int | None = None) -> Run:
     config = config_lib.load(workdir / "config.json")
     objective = objectives.make(config)
     mesh = parallel.make_mesh(1)
-    abstract = jax.eval_shape(objective.init_state, jax.random.PRNGKey(0))
-    target = with_shardings(abstract, parallel.state_shardings(abstract, mesh))
+    target = with_shardings(*state_layout(objective, mesh))
     checkpointer = Checkpointer(workdir / "checkpoints")
     try:
         state = checkpointer.restore(target, step=step, set_aside_damaged=False)

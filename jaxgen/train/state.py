@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jaxgen import parallel
+
 
 class TrainState(struct.PyTreeNode):
     """Everything that changes from step to step; all of it is checkpointed.
@@ -37,6 +39,13 @@ class TrainState(struct.PyTreeNode):
             ema_params=jax.tree.map(jnp.copy, params) if use_ema else None,
             rng=rng,
         )
+
+
+def state_layout(objective, mesh, min_fsdp_size: int = 2**14) -> tuple[Any, Any]:
+    """(abstract state, shardings) of an objective's train state on `mesh`, built without
+    allocating it: the target for creating the state sharded, and for restoring it."""
+    abstract = jax.eval_shape(objective.init_state, jax.random.PRNGKey(0))
+    return abstract, parallel.state_shardings(abstract, mesh, min_fsdp_size)
 
 
 def make_optimizer(optim, total_steps: int) -> optax.GradientTransformation:
