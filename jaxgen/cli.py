@@ -1,4 +1,4 @@
-"""`python -m jaxgen train|sample|interpolate|eval|demo`: the library from the command line."""
+"""`python -m jaxgen train|sample|interpolate|arith|eval|demo`: the library from a shell."""
 
 import argparse
 import json
@@ -59,10 +59,16 @@ def _sample(args) -> None:
     images = np.asarray(jax.jit(run.objective.sample, static_argnums=2)(run.params, key, args.num))
     out = Path(args.out) if args.out else Path(args.run) / "samples.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, images=viz.to_uint8(images))
+    labels = run.objective.default_labels(args.num) if run.config.family == "gan" else None
     if images.ndim == 4:
+        extra = {} if labels is None else {"labels": np.asarray(labels, np.int32)}
+        np.savez(out, images=viz.to_uint8(images), **extra)
         viz.save_png(viz.image_grid(images[:64]), out.with_suffix(".png"))
-    print(f"wrote {args.num} samples to {out} (and a grid of the first 64 as PNG)")
+        print(f"wrote {args.num} samples to {out} (and a grid of the first 64 as PNG)")
+    else:
+        np.savez(out, points=images.astype(np.float32))
+        viz.scatter_panels([(f"{args.num} samples", images)], out.with_suffix(".png"))
+        print(f"wrote {args.num} points to {out} (and a scatter plot as PNG)")
 
 
 def _interpolate(args) -> None:
@@ -76,14 +82,19 @@ def _interpolate(args) -> None:
     if args.pairs < 1 or args.steps < 2:
         raise ValueError("interpolate needs --pairs >= 1 and --steps >= 2")
     run = load_run(args.run)
-    _, images, _ = data.load_arrays(run.config.data.name, "test", seed=run.config.seed,
-                                    data_dir=run.config.data.data_dir)
-    if images.ndim != 4:
+    if len(run.config.model.data_shape) != 3:
         raise ValueError(f"interpolate draws images; {run.config.data.name} holds points "
-                         f"of shape {list(images.shape[1:])}.")
-    order = np.random.default_rng(args.seed).permutation(len(images))[: 2 * args.pairs]
-    strips = pictures.interpolation_strips(run.objective, run.params, images[order[::2]],
-                                           images[order[1::2]], args.steps, args.method)
+                         f"of shape {list(run.config.model.data_shape)}.")
+    if hasattr(run.objective, "encode"):  # between the codes of real test images
+        _, images, _ = data.load_arrays(run.config.data.name, "test", seed=run.config.seed,
+                                        data_dir=run.config.data.data_dir)
+        order = np.random.default_rng(args.seed).permutation(len(images))[: 2 * args.pairs]
+        strips = pictures.interpolation_strips(run.objective, run.params, images[order[::2]],
+                                               images[order[1::2]], args.steps, args.method)
+    else:  # a generator has no encoder: between random latents
+        strips = pictures.prior_interpolation_strips(
+            run.objective, run.params, jax.random.PRNGKey(args.seed), args.pairs, args.steps,
+            args.method)
     out = Path(args.out) if args.out else Path(args.run) / "interpolation.png"
     viz.save_png(viz.image_grid(strips, ncols=args.steps), out)
     frames = pictures.walk_frames(run.objective, run.params, jax.random.PRNGKey(args.seed))
@@ -98,6 +109,8 @@ def _eval(args) -> dict:
 
     run = load_run(args.run)
     cfg = run.config
+    if cfg.family == "gan":
+        return _eval_gan(run, args)
     _, images, _ = data.load_arrays(cfg.data.name, cfg.eval.split, seed=cfg.seed,
                                     data_dir=cfg.data.data_dir)
     images = images[: args.num_examples or cfg.eval.num_examples]
@@ -110,6 +123,79 @@ def _eval(args) -> dict:
     Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
     return metrics
+
+
+def _eval_gan(run, args) -> dict:
+    from jaxgen import viz
+    from jaxgen.data import toy
+    from jaxgen.eval import gan as gan_eval
+    from jaxgen.eval.classifier import load_or_train
+
+    cfg, seed = run.config, args.seed
+    num = args.num_examples or cfg.eval.num_samples
+    t0 = time.perf_counter()
+    if len(cfg.model.data_shape) == 3:
+        classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
+        metrics = gan_eval.class_histogram(run.objective, run.params, classifier, num, seed)
+    elif cfg.data.name in ("ring8", "grid25"):
+        metrics, samples = gan_eval.mode_report(run.objective, run.params, num, seed)
+        centers, _ = toy.mixture_modes(cfg.data.name)
+        viz.scatter_panels([(f"{metrics['modes']} modes, {100 * metrics['high_quality']:.1f}% "
+                             "high quality", samples)], Path(args.run, "modes.png"),
+                           reference=centers)
+    else:
+        samples = gan_eval.draw(run.objective, run.params, num, seed)
+        metrics = gan_eval.helix_report(samples, gan_eval.held_out(cfg.data.name, num,
+                                                                   cfg.seed))
+    metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
+                   dataset=cfg.data.name)
+    Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _arith(args) -> None:
+    import jax
+    import numpy as np
+
+    from jaxgen import data, viz
+    from jaxgen.eval.classifier import load_or_train
+    from jaxgen.sample import pictures
+    from jaxgen.train.run import load_run
+
+    run = load_run(args.run)
+    cfg, objective, params = run.config, run.objective, run.params
+    if len(cfg.model.data_shape) != 3:
+        raise ValueError("arith works on image models; this run generates points")
+    info, images, labels = data.load_arrays(cfg.data.name, "test", seed=cfg.seed,
+                                            data_dir=cfg.data.data_dir)
+    num_classes = info.num_classes
+    if hasattr(objective, "encode"):  # a VAE: codes of real test digits, with their labels
+        codes = np.asarray(objective.encode(params, images[: args.num])[0])
+        labels = labels[: args.num]
+        source = f"posterior means of {len(codes)} test images"
+    else:  # a GAN: label generated images with the library's classifier
+        classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
+        codes, labels = pictures.labelled_latents(objective, params, classifier,
+                                                  jax.random.PRNGKey(args.seed), args.num)
+        source = (f"{len(codes)} of {args.num} generated images that the classifier labels "
+                  "with confidence >= 0.9")
+    present = np.unique(labels)
+    if len(present) < 2:
+        raise ValueError(f"only classes {present.tolist()} found among {source}; need two")
+    rng = np.random.default_rng(args.seed)
+    pairs = [(int(rng.choice(np.flatnonzero(labels == c))), int(present[(i + 1) % len(present)]))
+             for i, c in enumerate(present)]
+    rows, means = pictures.latent_class_arithmetic(objective, params, codes, labels,
+                                                   num_classes, pairs)
+    out = Path(args.out) if args.out else Path(args.run) / "arithmetic.png"
+    viz.save_png(viz.image_grid(rows, ncols=4), out)
+    frames = pictures.mean_walk_frames(objective, params, means, present.tolist())
+    viz.save_gif(frames, out.with_name(out.stem + "_walk.gif"))
+    counts = np.bincount(labels, minlength=num_classes).tolist()
+    print(f"class means from {source} (per class: {counts}); rows: z, mean of its class, mean "
+          f"of the next class, z - own + next -> {out}; walk through the class means -> "
+          f"{out.with_name(out.stem + '_walk.gif')}")
 
 
 def _demo(args) -> None:
@@ -152,7 +238,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="draw samples from a trained run",
                             description="Writes an .npz with `images` uint8 [N, H, W, C] "
-                            "(and a PNG grid beside it).")
+                            "and a PNG grid beside it; for point models (ring8, grid25, helix) "
+                            "`points` float32 [N, D] and a scatter plot. Conditional GANs draw "
+                            "classes 0, 1, ..., K-1 in turn.")
     sample.add_argument("--run", required=True, help="the run directory")
     sample.add_argument("--num", type=int, default=64, help="number of samples")
     sample.add_argument("--out", help="output .npz path (default: RUN/samples.npz)")
@@ -171,15 +259,34 @@ def _parser() -> argparse.ArgumentParser:
     interp.add_argument("--seed", type=int, default=0)
     interp.set_defaults(run_command=_interpolate)
 
-    ev = sub.add_parser("eval", help="held-out ELBO and IWAE NLL of a VAE run",
-                        description="Scores the run's test split: mean ELBO (nats, higher is "
-                        "better) and IWAE negative log-likelihood with K importance samples "
-                        "(nats, lower is better). Writes eval.json in the run directory.")
+    ev = sub.add_parser("eval", help="score a run (VAE: ELBO and IWAE NLL; GAN: see below)",
+                        description="VAE: the test split's mean ELBO (nats, higher is better) "
+                        "and IWAE negative log-likelihood with K importance samples (nats, lower "
+                        "is better). GAN on images: the classifier's histogram of generated "
+                        "classes. GAN on ring8/grid25: modes captured and high-quality samples "
+                        "(VEEGAN/PacGAN protocol). GAN on the helix: energy distance to held-out "
+                        "points and spread around the curve. Writes eval.json in the run "
+                        "directory.")
     ev.add_argument("--run", required=True, help="the run directory")
     ev.add_argument("--iwae-samples", type=int, help="K (default: the config's eval.iwae_samples)")
-    ev.add_argument("--num-examples", type=int, help="test examples (default: the config's)")
+    ev.add_argument("--num-examples", type=int,
+                    help="test examples (VAE) or samples (GAN) (default: the config's)")
     ev.add_argument("--seed", type=int, default=0, help="seed of binarisation and sampling")
     ev.set_defaults(run_command=_eval)
+
+    arith = sub.add_parser(
+        "arith", help="latent arithmetic and a walk between class means",
+        description="Averages latents per class and writes rows of [z, mean of its class, mean "
+        "of another class, z - own + other] (`WH - W + M`) as PNG, and a GIF walking through "
+        "the class means. VAE: posterior means of labelled test images. GAN: latents of "
+        "generated images labelled by the library's classifier (trained on the real data on "
+        "first use and cached in runs/classifiers).")
+    arith.add_argument("--run", required=True, help="the run directory")
+    arith.add_argument("--num", type=int, default=4096,
+                       help="latents to label (GAN) or test images to encode (VAE)")
+    arith.add_argument("--out", help="output PNG (default: RUN/arithmetic.png)")
+    arith.add_argument("--seed", type=int, default=0)
+    arith.set_defaults(run_command=_arith)
 
     demo = sub.add_parser("demo", help="train the VAE on offline MNIST and write its pictures",
                           description="Trains experiments/vae_mnist5k.py on the 4,000 "

@@ -70,3 +70,36 @@ def plot_metrics(records: list[dict], path: str | Path) -> Path:
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def scatter_panels(panels: list[tuple[str, np.ndarray]], path: str | Path,
+                   limit: float | None = None, reference: np.ndarray | None = None) -> Path:
+    """Side-by-side scatter plots of 2-D points (or 3-D points, drawn in 3-D), one panel per
+    (title, points [N, D]); `reference` points (e.g. the mixture's modes) are drawn in each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dims = panels[0][1].shape[1]
+    fig = plt.figure(figsize=(3.6 * len(panels), 3.6))
+    for i, (title, points) in enumerate(panels):
+        if dims == 3:
+            ax = fig.add_subplot(1, len(panels), i + 1, projection="3d")
+            ax.scatter(*points.T, s=1, alpha=0.4, color="black")
+        else:
+            ax = fig.add_subplot(1, len(panels), i + 1)
+            ax.scatter(*points.T, s=1, alpha=0.3, color="black")
+            if reference is not None:
+                ax.scatter(*reference.T, s=12, color="tab:red", marker="x")
+            if limit:
+                ax.set_xlim(-limit, limit)
+                ax.set_ylim(-limit, limit)
+            ax.set_aspect("equal")
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

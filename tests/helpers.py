@@ -33,6 +33,40 @@ def tiny_config(*overrides: str):
     return config_lib.override(config_lib.load(CPU_CONFIG), [*TINY, *overrides])
 
 
+GAN_POINTS_CONFIG = ROOT / "experiments" / "gan_ring8.py"
+GAN_IMAGES_CONFIG = ROOT / "experiments" / "dcgan_mnist5k.py"
+
+# Small GANs: MLPs on the ring (a few ms a step), a narrow DCGAN on the real digits.
+TINY_GAN_POINTS = [
+    "model.g_hidden=(32, 32)",
+    "model.d_hidden=(32,)",
+    "model.d_maxout_pieces=2",
+    "batch_size=32",
+    "steps=30",
+    "log_every=5",
+    "checkpoint_every=10",
+    "optim.learning_rate=1e-3",
+    "d_optim.learning_rate=1e-3",
+]
+TINY_GAN_IMAGES = [
+    "model.g_channels=(8, 4)",
+    "model.d_channels=(4, 8)",
+    "model.latent_dim=8",
+    "batch_size=16",
+    "steps=20",
+    "log_every=5",
+    "checkpoint_every=10",
+    "sample_every=0",
+    "data.num_threads=1",
+]
+
+
+def tiny_gan_config(*overrides: str, images: bool = False):
+    path, tiny = ((GAN_IMAGES_CONFIG, TINY_GAN_IMAGES) if images
+                  else (GAN_POINTS_CONFIG, TINY_GAN_POINTS))
+    return config_lib.override(config_lib.load(path), [*tiny, *overrides])
+
+
 def cli_args(*overrides: str) -> list[str]:
     args = ["--config", str(CPU_CONFIG)]
     for item in (*TINY, *overrides):

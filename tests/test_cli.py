@@ -10,7 +10,7 @@ from jaxgen import cli
 from tests import helpers
 
 
-@pytest.mark.parametrize("command", ["train", "sample", "interpolate", "eval", "demo"])
+@pytest.mark.parametrize("command", ["train", "sample", "interpolate", "arith", "eval", "demo"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([command, "--help"])

@@ -87,9 +87,10 @@ def _digits(split: str, seed: int) -> ArraySource:
 
 def _toy(make: Callable[[np.random.Generator, int], tuple[np.ndarray, np.ndarray]]):
     def load(split: str, seed: int) -> ArraySource:
-        # Train and test are independent draws: distinct streams of the same seed.
+        # Train and test are independent draws: distinct streams of the same seed. 100,000
+        # training points, as in the PacGAN protocol.
         rng = np.random.default_rng([seed, SPLITS.index(split)])
-        return ArraySource(*make(rng, 20_000 if split == "train" else 5_000))
+        return ArraySource(*make(rng, 100_000 if split == "train" else 5_000))
 
     return load
 

@@ -1,5 +1,21 @@
 """Flax NNX modules."""
 
+from jaxgen.models.gan import (
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MlpDiscriminator,
+    MlpGenerator,
+    pack_samples,
+)
 from jaxgen.models.vae import ConvVAE, MlpVAE, reparameterize
 
-__all__ = ["ConvVAE", "MlpVAE", "reparameterize"]
+__all__ = [
+    "ConvVAE",
+    "DCGANDiscriminator",
+    "DCGANGenerator",
+    "MlpDiscriminator",
+    "MlpGenerator",
+    "MlpVAE",
+    "pack_samples",
+    "reparameterize",
+]

@@ -54,3 +54,46 @@ def walk_frames(objective, params, key, anchors: int = 6, steps_between: int = 1
     frames = objective.decode(params, tours.reshape(-1, tours.shape[-1]))
     frames = np.asarray(frames).reshape(tours.shape[0], grid, *frames.shape[1:])
     return np.stack([viz.image_grid(f, ncols=int(np.sqrt(grid))) for f in frames])
+
+
+def prior_interpolation_strips(objective, params, key, pairs: int = 8, num: int = 10,
+                               method: str = "slerp"):
+    """Strips between random latent pairs from the prior (for models without an encoder)."""
+    z = jax.random.normal(key, (2, pairs, objective.config.model.latent_dim))
+    path = latent.interpolate(z[0], z[1], num, method)  # [num, P, D]
+    decoded = np.asarray(objective.decode(params, path.reshape(-1, path.shape[-1])))
+    decoded = decoded.reshape(num, pairs, *decoded.shape[1:])
+    return np.swapaxes(decoded, 0, 1).reshape(-1, *decoded.shape[2:])
+
+
+def labelled_latents(objective, params, classifier, key, num: int = 4096,
+                     min_confidence: float = 0.9):
+    """The lecture's recipe for a GAN's attribute vectors, step one: draw `num` latents, generate
+    their images, and label each with the classifier. Returns (latents [M, D], labels [M]) for
+    the M images labelled with at least `min_confidence`."""
+    z = jax.random.normal(key, (num, objective.config.model.latent_dim))
+    images = np.concatenate([np.asarray(objective.decode(params, z[i:i + 512]))
+                             for i in range(0, num, 512)])
+    labels, confidence = classifier.predict(images)
+    keep = confidence >= min_confidence
+    return np.asarray(z)[keep], labels[keep]
+
+
+def latent_class_arithmetic(objective, params, latents, labels, num_classes: int, pairs):
+    """For each (latent index, target class): decode [z, mean_own, mean_target,
+    z - mean_own + mean_target], the generator's version of `class_arithmetic` (`WH - W + M`),
+    with class means averaged over labelled latents (see `labelled_latents`)."""
+    means = latent.class_means(jnp.asarray(latents), jnp.asarray(labels), num_classes)
+    rows = []
+    for index, target in pairs:
+        own = means[labels[index]]
+        codes = jnp.stack([jnp.asarray(latents[index]), own, means[target],
+                           latent.arithmetic(jnp.asarray(latents[index]), own, means[target])])
+        rows.append(np.asarray(objective.decode(params, codes)))
+    return np.concatenate(rows), means
+
+
+def mean_walk_frames(objective, params, class_means: jax.Array, order, steps_between: int = 12):
+    """Frames [T, H, W, C] of a looping slerp tour through the class-mean latents in `order`."""
+    tour = latent.loop_through(jnp.asarray(class_means)[jnp.asarray(order)], steps_between)
+    return np.asarray(objective.decode(params, tour))

@@ -26,9 +26,10 @@ from jaxgen.train.state import TrainState, state_layout
 
 log = logging.getLogger(__name__)
 
-# Metrics that must stay finite: a non-finite gradient leaves the loss of its own step finite
-# (it was computed before the update) but poisons the parameters it produces.
-GUARDED_METRICS = ("loss", "grad_norm")
+# Metrics that must stay finite (every loss and gradient norm, e.g. "loss", "d_loss",
+# "g_grad_norm"): a non-finite gradient leaves the loss of its own step finite (it was computed
+# before the update) but poisons the parameters it produces.
+GUARDED_SUFFIXES = ("loss", "grad_norm")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -139,6 +140,7 @@ def _loop(config, workdir, objective, mesh, shardings, state, data_iter, checkpo
     step_fn = jit_train_step(objective, mesh, shardings)
     sample_fn = jax.jit(objective.sample, static_argnums=2, out_shardings=parallel.replicated(mesh))
     single_process = jax.process_count() == 1
+    shown = objective.progress_metrics
     compile_seconds, steps_per_second, stopped = 0.0, float("nan"), False
     with _StopRequest() as stop, tqdm(total=total, initial=start, disable=not is_main,
                                       desc="train", dynamic_ncols=True) as bar:
@@ -168,8 +170,8 @@ def _loop(config, workdir, objective, mesh, shardings, state, data_iter, checkpo
                 record = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
                 record.update(step=done, steps_per_second=len(pending) / elapsed)
                 metrics_log.append(record)
-                bar.set_postfix(loss=f"{record['loss']:.4g}",
-                                steps_per_s=f"{record['steps_per_second']:.1f}")
+                bar.set_postfix({**{k: f"{record[k]:.4g}" for k in shown},
+                                 "steps_per_s": f"{record['steps_per_second']:.1f}"})
                 bar.update(len(pending))
                 pending = []
                 if checkpoint_now or stopped:
@@ -192,8 +194,8 @@ def _loop(config, workdir, objective, mesh, shardings, state, data_iter, checkpo
 
 def _check_finite(window: list[dict], first_step: int, checkpointer: Checkpointer) -> None:
     for offset, metrics in enumerate(window):
-        bad = {k: float(metrics[k]) for k in GUARDED_METRICS
-               if k in metrics and not math.isfinite(float(metrics[k]))}
+        bad = {k: float(v) for k, v in metrics.items()
+               if k.endswith(GUARDED_SUFFIXES) and not math.isfinite(float(v))}
         if bad:
             step = first_step + offset + 1
             kept = checkpointer.latest_step()

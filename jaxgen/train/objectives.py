@@ -1,8 +1,9 @@
 """Model family name -> objective. An objective owns its model, its pure step and its sampling."""
 
+from jaxgen.train.gan import GANObjective
 from jaxgen.train.vae import VAEObjective
 
-_FAMILIES = {"vae": VAEObjective}
+_FAMILIES = {"vae": VAEObjective, "gan": GANObjective}
 
 
 def make(config, info=None):

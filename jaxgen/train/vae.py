@@ -20,6 +20,8 @@ class VAEObjective:
     for the Bernoulli likelihood).
     """
 
+    progress_metrics = ("loss",)  # shown on the progress bar
+
     def __init__(self, config):
         self.config = config
         model = config.model
