@@ -67,9 +67,10 @@ def tiny_gan_config(*overrides: str, images: bool = False):
     return config_lib.override(config_lib.load(path), [*tiny, *overrides])
 
 
-def cli_args(*overrides: str) -> list[str]:
-    args = ["--config", str(CPU_CONFIG)]
-    for item in (*TINY, *overrides):
+def cli_args(*overrides: str, config=CPU_CONFIG, tiny=TINY) -> list[str]:
+    """`--config CONFIG --set ...` for the CLI: the tiny overrides, then `overrides`."""
+    args = ["--config", str(config)]
+    for item in (*tiny, *overrides):
         args += ["--set", item]
     return args
 

@@ -57,6 +57,30 @@ def test_tfds_source_through_grain(name, shape):
     assert -1.0 <= batch["image"].min() and batch["image"].max() <= 1.0
 
 
+def test_tfds_central_square_resize_and_label_free_dataset():
+    with tfds.testing.mock_data(num_examples=32):
+        info, it = data.train_iterator("tfds:celeb_a@64", 8, seed=0, num_threads=1)
+        batch = next(it)
+    assert info.shape == (64, 64, 3) and info.num_classes == 0  # CelebA has no class label
+    assert batch["image"].shape == (8, 64, 64, 3) and batch["image"].dtype == np.float32
+    np.testing.assert_array_equal(batch["label"], np.zeros(8, np.int32))
+    with pytest.raises(data.UnknownDatasetError, match="after '@' must be the image size"):
+        data.load("tfds:celeb_a@big")
+
+
+def test_central_square_resize_keeps_the_centre():
+    from jaxgen.data.sources import central_square_resize
+
+    image = np.zeros((6, 4, 1), np.uint8)
+    image[1:5] = np.arange(16, dtype=np.uint8).reshape(4, 4, 1)  # the central 4x4 square
+    np.testing.assert_array_equal(central_square_resize(image, 4), image[1:5])
+    wide = np.full((4, 10, 3), 200, np.uint8)
+    wide[:, 3:7] = 50  # the central square is uniform, the sides are not
+    np.testing.assert_array_equal(central_square_resize(wide, 2), np.full((2, 2, 3), 50))
+    # Downsizing averages: a fine checkerboard becomes mid-grey.
+    checker = (np.indices((8, 8)).sum(0) % 2 * 255).astype(np.uint8)[..., None]
+    np.testing.assert_allclose(central_square_resize(checker, 2).astype(float), 127.5, atol=8)
+
 def _take(it, n):
     return [next(it)["label"].copy() for _ in range(n)]
 

