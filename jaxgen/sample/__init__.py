@@ -1,6 +1,7 @@
-"""Sampling tools: latent interpolation, attribute vectors, arithmetic and walks."""
+"""Sampling tools: latent interpolation, attribute vectors, arithmetic and walks; diffusion
+samplers (`jaxgen.sample.diffusion`)."""
 
-from jaxgen.sample import pictures
+from jaxgen.sample import diffusion, pictures
 from jaxgen.sample.latent import (
     arithmetic,
     attribute_vector,
@@ -13,6 +14,7 @@ from jaxgen.sample.latent import (
 )
 
 __all__ = [
+    "diffusion",
     "arithmetic",
     "attribute_vector",
     "class_means",
