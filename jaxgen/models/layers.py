@@ -3,9 +3,10 @@
 `ConvTranspose` is `nnx.ConvTranspose` (same parameters, same results) with a second way to
 compute a strided "SAME" transposed convolution: as one stride-1 convolution to `s * s * C_out`
 channels followed by a depth-to-space shuffle (the sub-pixel form, Shi et al. 2016). XLA's CPU
-backend runs the gradient of `lax.conv_transpose` with respect to its kernel through a slow
-generic loop (about 60x slower than the same work as a plain convolution on a 2-core CPU), so on
-CPU the sub-pixel form is the default; on GPU and TPU the native op is used.
+backend is slow at the kernel gradient of `lax.conv_transpose`: for the DCGAN generator's
+64 -> 32 channel layer at batch 64, both gradients took 1.25 s natively against 0.47 s in
+sub-pixel form on one core. So on CPU the sub-pixel form is the default; on GPU and TPU the
+native op is used.
 """
 
 import jax

@@ -34,9 +34,9 @@ UPDATE_ORDERS = ("alternating", "simultaneous")
 class GANObjective:
     """Config `model` fields: kind ("mlp" | "dcgan"), data_shape, latent_dim, num_classes (0 for
     unconditional), g_hidden / d_hidden / d_maxout_pieces (mlp), g_channels / d_channels (dcgan),
-    g_batch_norm. Config `gan` fields: loss (see `losses.ADVERSARIAL_LOSSES`), update, n_critic,
-    pack, gp_weight (WGAN-GP lambda), r1_weight (R1 gamma). `optim` trains the generator,
-    `d_optim` the discriminator.
+    g_batch_norm. Config `gan` fields: loss (see `losses.ADVERSARIAL_LOSSES`), update_order,
+    n_critic, pack, gp_weight (WGAN-GP lambda), r1_weight (R1 gamma). `optim` trains the
+    generator, `d_optim` the discriminator.
     """
 
     progress_metrics = ("d_loss", "g_loss")
@@ -155,18 +155,17 @@ class GANObjective:
         z_key, gp_key = jax.random.split(key)
         fake, _ = self.generate(params, self.draw_latents(z_key, real.shape[0]), labels,
                                 train=True)
-        fake = jax.lax.stop_gradient(fake)
-        real_scores = self.discriminate(d_params, real, labels)
-        fake_scores = self.discriminate(d_params, fake, labels)
-        adversarial = self.pair.discriminator(real_scores, fake_scores)
         gan = self.config.gan
-        pack, critic = gan.pack, self.critic(d_params, labels)
+        critic = self.critic(d_params, labels)
+        real = pack_samples(real, gan.pack)
+        fake = pack_samples(jax.lax.stop_gradient(fake), gan.pack)
+        real_scores, fake_scores = critic(real), critic(fake)
+        adversarial = self.pair.discriminator(real_scores, fake_scores)
         gp = r1 = jnp.zeros(())
         if gan.gp_weight:
-            gp = losses.gradient_penalty(critic, pack_samples(real, pack),
-                                         pack_samples(fake, pack), gp_key)
+            gp = losses.gradient_penalty(critic, real, fake, gp_key)
         if gan.r1_weight:
-            r1 = losses.r1_penalty(critic, pack_samples(real, pack))
+            r1 = losses.r1_penalty(critic, real)
         loss = adversarial + gan.gp_weight * gp + 0.5 * gan.r1_weight * r1  # R1: gamma / 2
         return loss, {"d_adversarial": adversarial, "gradient_penalty": gp, "r1": r1,
                       "real_score": jnp.mean(real_scores), "fake_score": jnp.mean(fake_scores)}
