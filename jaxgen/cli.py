@@ -56,19 +56,72 @@ def _sample(args) -> None:
         raise ValueError(f"--num must be at least 1, got {args.num}")
     run = load_run(args.run)
     key = jax.random.PRNGKey(args.seed)
-    images = np.asarray(jax.jit(run.objective.sample, static_argnums=2)(run.params, key, args.num))
+    labels = None
+    if run.config.family == "diffusion":
+        images, labels = _diffusion_samples(run, args, key)
+    else:
+        diffusion_only = {"--sampler": args.sampler, "--steps": args.steps,
+                          "--guidance": args.guidance, "--labels": args.labels}
+        if given := [k for k, v in diffusion_only.items() if v is not None]:
+            raise ValueError(f"{', '.join(given)} apply to diffusion runs; this run is a "
+                             f"{run.config.family}")
+        images = np.asarray(jax.jit(run.objective.sample, static_argnums=2)(run.params, key,
+                                                                             args.num))
+        if run.config.family == "gan":
+            labels = run.objective.default_labels(args.num)
     out = Path(args.out) if args.out else Path(args.run) / "samples.npz"
     out.parent.mkdir(parents=True, exist_ok=True)
-    labels = run.objective.default_labels(args.num) if run.config.family == "gan" else None
     if images.ndim == 4:
         extra = {} if labels is None else {"labels": np.asarray(labels, np.int32)}
         np.savez(out, images=viz.to_uint8(images), **extra)
-        viz.save_png(viz.image_grid(images[:64]), out.with_suffix(".png"))
-        print(f"wrote {args.num} samples to {out} (and a grid of the first 64 as PNG)")
+        ncols = None
+        if labels is not None and 1 < len(np.unique(labels)) <= 16:
+            ncols = len(np.unique(np.asarray(labels)))  # one class per column
+        shown = images[: 8 * (ncols or 8)]
+        viz.save_png(viz.image_grid(shown, ncols=ncols), out.with_suffix(".png"))
+        print(f"wrote {args.num} samples to {out} (and a grid of the first {len(shown)} as PNG)")
     else:
         np.savez(out, points=images.astype(np.float32))
         viz.scatter_panels([(f"{args.num} samples", images)], out.with_suffix(".png"))
         print(f"wrote {args.num} points to {out} (and a scatter plot as PNG)")
+
+
+def _diffusion_samples(run, args, key):
+    """(images [N, H, W, C] in [-1, 1], labels [N] or None) with the CLI's sampler options."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxgen import parallel
+
+    objective, cfg = run.objective, run.config
+    sampler = args.sampler or cfg.sample.sampler
+    objective.check_sampler(sampler)
+    steps = args.steps or cfg.sample.steps
+    labels = None
+    if cfg.model.num_classes:
+        if args.labels:
+            wanted = np.array([int(c) for c in args.labels.split(",")], np.int32)
+            if wanted.min() < 0 or wanted.max() >= cfg.model.num_classes:
+                raise ValueError(f"--labels must lie in [0, {cfg.model.num_classes}), got "
+                                 f"{args.labels}")
+            labels = np.resize(wanted, args.num)  # cycled: one class per grid column
+        else:
+            labels = np.asarray(objective.default_labels(args.num))
+    elif args.labels or args.guidance:
+        raise ValueError("--labels and --guidance need a class-conditional run "
+                         "(model.num_classes > 0); this one is unconditional")
+    guidance = args.guidance if args.guidance is not None else cfg.sample.guidance
+    guidance = guidance if labels is not None else None
+    interval = tuple(args.interval) if args.interval else cfg.sample.guidance_interval
+    noise_key, sampler_key = jax.random.split(key)
+    x_T = jax.random.normal(noise_key, (args.num, *objective.data_shape))
+    if args.num % run.mesh.size == 0:  # sampling is sharded over the batch
+        x_T = jax.device_put(x_T, parallel.batch_sharding(run.mesh))
+    generate = jax.jit(objective.generate, static_argnames=("sampler", "steps"))
+    images = generate(run.params, x_T, sampler_key, None if labels is None else jnp.asarray(labels),
+                      guidance, interval, sampler=sampler, steps=steps)
+    return np.clip(np.asarray(images), -1.0, 1.0), labels
 
 
 def _interpolate(args) -> None:
@@ -111,6 +164,8 @@ def _eval(args) -> dict:
     cfg = run.config
     if cfg.family == "gan":
         return _eval_gan(run, args)
+    if cfg.family == "diffusion":
+        return _eval_diffusion(run, args)
     _, images, _ = data.load_arrays(cfg.data.name, cfg.eval.split, seed=cfg.seed,
                                     data_dir=cfg.data.data_dir)
     images = images[: args.num_examples or cfg.eval.num_examples]
@@ -149,6 +204,29 @@ def _eval_gan(run, args) -> dict:
                                                                    cfg.seed))
     metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
                    dataset=cfg.data.name)
+    Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _eval_diffusion(run, args) -> dict:
+    from jaxgen import data
+    from jaxgen.eval.classifier import load_or_train
+    from jaxgen.eval.diffusion import guidance_table
+
+    cfg = run.config
+    if not cfg.model.num_classes:
+        raise ValueError("eval scores class-conditional diffusion runs (accuracy of the "
+                         "requested class); this run is unconditional")
+    classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
+    _, reference, _ = data.load_arrays(cfg.data.name, cfg.eval.split, seed=cfg.seed,
+                                       data_dir=cfg.data.data_dir)
+    t0 = time.perf_counter()
+    rows = guidance_table(run.objective, run.params, classifier, reference,
+                          list(cfg.eval.guidance), [(cfg.sample.sampler, cfg.sample.steps)],
+                          args.num_examples or cfg.eval.num_samples, args.seed)
+    metrics = {"rows": rows, "step": int(run.state.step), "seconds": time.perf_counter() - t0,
+               "dataset": cfg.data.name, "classifier_test_accuracy": classifier.test_accuracy}
     Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
     return metrics
@@ -245,6 +323,19 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--num", type=int, default=64, help="number of samples")
     sample.add_argument("--out", help="output .npz path (default: RUN/samples.npz)")
     sample.add_argument("--seed", type=int, default=0)
+    diff = sample.add_argument_group("diffusion runs (defaults: the run's config `sample`)")
+    diff.add_argument("--sampler", choices=("ddim", "ddpm", "dpm_solver", "euler", "heun"),
+                      help="ddim/ddpm/dpm_solver for eps/x0/v models, euler/heun for flow "
+                      "matching")
+    diff.add_argument("--steps", type=int, help="sampler steps (ddpm always takes all T)")
+    diff.add_argument("--guidance", type=float, metavar="W",
+                      help="classifier-free guidance scale w: cond + w (cond - uncond); 0 is "
+                      "the plain conditional model (diffusers' guidance_scale is 1 + w)")
+    diff.add_argument("--interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                      help="guide only where the noise level sigma/alpha is in (LOW, HIGH] "
+                      "(Kynkaanniemi et al. 2024)")
+    diff.add_argument("--labels", help="classes to draw, e.g. 0,1,2 (cycled to --num; default "
+                      "0..K-1 in turn)")
     sample.set_defaults(run_command=_sample)
 
     interp = sub.add_parser("interpolate", help="interpolate between test images in latent space",
@@ -259,14 +350,17 @@ def _parser() -> argparse.ArgumentParser:
     interp.add_argument("--seed", type=int, default=0)
     interp.set_defaults(run_command=_interpolate)
 
-    ev = sub.add_parser("eval", help="score a run (VAE: ELBO and IWAE NLL; GAN: see below)",
+    ev = sub.add_parser("eval", help="score a run (VAE: ELBO and IWAE NLL; GAN, diffusion: "
+                        "see below)",
                         description="VAE: the test split's mean ELBO (nats, higher is better) "
                         "and IWAE negative log-likelihood with K importance samples (nats, lower "
                         "is better). GAN on images: the classifier's histogram of generated "
                         "classes. GAN on ring8/grid25: modes captured and high-quality samples "
                         "(VEEGAN/PacGAN protocol). GAN on the helix: energy distance to held-out "
-                        "points and spread around the curve. Writes eval.json in the run "
-                        "directory.")
+                        "points and spread around the curve. Class-conditional diffusion: for each "
+                        "guidance scale in the config's eval.guidance, the classifier's accuracy "
+                        "on the requested class and the Frechet distance of its features to the "
+                        "test split. Writes eval.json in the run directory.")
     ev.add_argument("--run", required=True, help="the run directory")
     ev.add_argument("--iwae-samples", type=int, help="K (default: the config's eval.iwae_samples)")
     ev.add_argument("--num-examples", type=int,

@@ -123,3 +123,25 @@ def run_processes(workdir, *overrides, num_processes=2, devices=4, extra=()) -> 
     outputs = [p.communicate(timeout=300)[0] for p in procs]
     for p, out in zip(procs, outputs, strict=True):
         assert p.returncode == 0, out[-3000:]
+
+
+DIFFUSION_CONFIG = ROOT / "experiments" / "diffusion_mnist5k.py"
+
+# A narrow two-level U-Net on the real digits.
+TINY_DIFFUSION = [
+    "model.channels=8",
+    "model.channel_mults=(1, 2)",
+    "model.attention_resolutions=(14,)",
+    "model.num_heads=2",
+    "batch_size=16",
+    "steps=20",
+    "log_every=5",
+    "checkpoint_every=10",
+    "sample_every=0",
+    "sample.steps=4",
+    "data.num_threads=1",
+]
+
+
+def tiny_diffusion_config(*overrides: str):
+    return config_lib.override(config_lib.load(DIFFUSION_CONFIG), [*TINY_DIFFUSION, *overrides])

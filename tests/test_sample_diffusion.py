@@ -214,3 +214,21 @@ def test_guidance_mixes_one_batched_forward_and_does_not_recompile():
     out = run(x, jnp.array([3, 1, 2]), 4.0, 1.0, 2.0)
     np.testing.assert_allclose(out[:, 0], [4.0, 2.0 + 4.0 * 1.0, 3.0])
     assert calls == [6], calls  # one doubled batch, one trace for all scales and intervals
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpm"])
+def test_clipped_x0_keeps_samples_in_the_data_range(sampler):
+    schedule = losses.linear_schedule(1000)
+    steps = diffusion.timesteps(1000, 5, "trailing")
+
+    def wild(x, t):  # a bad eps model: its x0 = (x - sigma eps) / alpha leaves [-1, 1]
+        return -3.0 * x
+
+    def run(clip):
+        if sampler == "ddim":
+            return diffusion.ddim_sample(wild, schedule, jnp.ones((4, 2)), steps,
+                                         jax.random.PRNGKey(0), clip_x0=clip)
+        return diffusion.dpm_solver_sample(wild, schedule, jnp.ones((4, 2)), steps, clip_x0=clip)
+
+    assert np.abs(np.asarray(run(None))).max() > 10
+    assert np.abs(np.asarray(run(1.0))).max() <= 1.0 + 1e-6

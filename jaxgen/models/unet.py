@@ -13,8 +13,6 @@ its parameters.
 `UNet(**DDPM_CIFAR10)` is the DDPM CIFAR-10 network, 35.7M parameters.
 """
 
-import math
-
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -27,8 +25,14 @@ DDPM_CIFAR10 = dict(data_shape=(32, 32, 3), channels=128, channel_mults=(1, 2, 2
 
 
 def _group_norm(channels, dtype, rngs):
-    # 32 groups (Wu & He 2018) where the width allows, as DDPM; fewer for narrow models.
-    return nnx.GroupNorm(channels, num_groups=math.gcd(32, channels), epsilon=1e-6, dtype=dtype,
+    # 32 groups (Wu & He 2018) as DDPM, but at least 4 channels per group: with one channel per
+    # group (a 16-channel model) the norm is an instance norm, which removes each channel's
+    # per-image mean, and before the output conv that mean is what an eps model must copy from
+    # x_T at high noise (its error is divided by alpha_T, 0.006 on the linear schedule).
+    groups = min(32, max(1, channels // 4))
+    while channels % groups:
+        groups -= 1
+    return nnx.GroupNorm(channels, num_groups=groups, epsilon=1e-6, dtype=dtype,
                          rngs=rngs)
 
 

@@ -65,24 +65,31 @@ def _path(schedule: losses.NoiseSchedule, steps, to_clean: bool):
     return steps[:-1], acp[steps[:-1]], acp[steps[1:]]
 
 
-def _predict(fn, x, t, acp_t, parameterization):
-    """(x0, eps) predicted at x_t."""
+def _predict(fn, x, t, acp_t, parameterization, clip_x0=None):
+    """(x0, eps) predicted at x_t. With `clip_x0` = c, x0 is clipped to [-c, c] and eps
+    recomputed from it (DDPM's `clip_denoised`, diffusers' `clip_sample`): at high noise an eps
+    model's x0 = (x_t - sigma eps) / alpha divides small errors by a tiny alpha."""
     batch = (x.shape[0],)
     alpha, sigma = jnp.sqrt(acp_t), jnp.sqrt(1.0 - acp_t)
     prediction = fn(x, jnp.full(batch, t))
-    return losses.to_x0_and_eps(prediction, x, jnp.full(batch, alpha), jnp.full(batch, sigma),
-                                parameterization)
+    x0, eps = losses.to_x0_and_eps(prediction, x, jnp.full(batch, alpha), jnp.full(batch, sigma),
+                                   parameterization)
+    if clip_x0 is not None:
+        x0 = jnp.clip(x0, -clip_x0, clip_x0)
+        eps = (x - alpha * x0) / sigma
+    return x0, eps
 
 
 def ddim_sample(fn: Denoiser, schedule: losses.NoiseSchedule, x_T: jax.Array, steps,
                 key: jax.Array, eta: float | jax.Array = 0.0, parameterization: str = "eps",
-                to_clean: bool = True) -> jax.Array:
+                to_clean: bool = True, clip_x0: float | None = None) -> jax.Array:
     """DDIM (Song et al. 2021, eq. 12) from x_T [B, ...] over `steps` (noisiest first); `eta`
-    = 0 is deterministic, `eta` = 1 has DDPM's posterior variance."""
+    = 0 is deterministic, `eta` = 1 has DDPM's posterior variance. `clip_x0`: see
+    `_predict` (1.0 for data in [-1, 1])."""
 
     def step(x, inputs):
         t, acp_t, acp_prev, key_i = inputs
-        x0, eps = _predict(fn, x, t, acp_t, parameterization)
+        x0, eps = _predict(fn, x, t, acp_t, parameterization, clip_x0)
         noise_std = eta * jnp.sqrt((1 - acp_prev) / (1 - acp_t) * (1 - acp_t / acp_prev))
         direction = jnp.sqrt(jnp.maximum(1 - acp_prev - noise_std**2, 0.0))
         x = (jnp.sqrt(acp_prev) * x0 + direction * eps
@@ -96,16 +103,17 @@ def ddim_sample(fn: Denoiser, schedule: losses.NoiseSchedule, x_T: jax.Array, st
 
 
 def ddpm_sample(fn: Denoiser, schedule: losses.NoiseSchedule, x_T: jax.Array, key: jax.Array,
-                parameterization: str = "eps") -> jax.Array:
+                parameterization: str = "eps", clip_x0: float | None = None) -> jax.Array:
     """DDPM's ancestral sampler (Ho et al. 2020, algorithm 2) over all T steps. Its variance
     beta~_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t is DDIM's at eta = 1, so this is that
     sampler on the full schedule."""
     steps = np.arange(schedule.num_steps - 1, -1, -1)
-    return ddim_sample(fn, schedule, x_T, steps, key, 1.0, parameterization)
+    return ddim_sample(fn, schedule, x_T, steps, key, 1.0, parameterization, clip_x0=clip_x0)
 
 
 def dpm_solver_sample(fn: Denoiser, schedule: losses.NoiseSchedule, x_T: jax.Array, steps,
-                      parameterization: str = "eps", to_clean: bool = True) -> jax.Array:
+                      parameterization: str = "eps", to_clean: bool = True,
+                      clip_x0: float | None = None) -> jax.Array:
     """DPM-Solver++(2M) (Lu et al. 2022, algorithm 2): a multistep exponential integrator of the
     probability-flow ODE in the data prediction, second order in the step of lambda = log
     (alpha / sigma). The first step is first order (no history yet), and so is the step to a
@@ -115,7 +123,7 @@ def dpm_solver_sample(fn: Denoiser, schedule: losses.NoiseSchedule, x_T: jax.Arr
     def step(carry, inputs):
         x, x0_prev, h_prev, first = carry
         t, acp_t, acp_next = inputs
-        x0, _ = _predict(fn, x, t, acp_t, parameterization)
+        x0, _ = _predict(fn, x, t, acp_t, parameterization, clip_x0)
         sigma_t, sigma_next = jnp.sqrt(1 - acp_t), jnp.sqrt(1 - acp_next)
         # exp(-h) = (sigma_next / alpha_next) / (sigma_t / alpha_t), 0 at a clean target.
         ratio = sigma_next * jnp.sqrt(acp_t) / (jnp.sqrt(acp_next) * sigma_t)

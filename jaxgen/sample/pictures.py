@@ -49,7 +49,7 @@ def class_arithmetic(objective, params, images, labels, num_classes: int, pairs)
 def walk_frames(objective, params, key, anchors: int = 6, steps_between: int = 12, grid=16):
     """Frames of a looping slerp tour through random prior codes: a [T, H', W', C] uint8 grid per
     frame, `grid` independent tours side by side."""
-    z = jax.random.normal(key, (anchors, grid, objective.config.model.latent_dim))
+    z = jax.random.normal(key, (anchors, grid, objective.latent_dim))
     tours = jax.vmap(lambda a: latent.loop_through(a, steps_between), in_axes=1, out_axes=1)(z)
     frames = objective.decode(params, tours.reshape(-1, tours.shape[-1]))
     frames = np.asarray(frames).reshape(tours.shape[0], grid, *frames.shape[1:])
@@ -59,7 +59,7 @@ def walk_frames(objective, params, key, anchors: int = 6, steps_between: int = 1
 def prior_interpolation_strips(objective, params, key, pairs: int = 8, num: int = 10,
                                method: str = "slerp"):
     """Strips between random latent pairs from the prior (for models without an encoder)."""
-    z = jax.random.normal(key, (2, pairs, objective.config.model.latent_dim))
+    z = jax.random.normal(key, (2, pairs, objective.latent_dim))
     path = latent.interpolate(z[0], z[1], num, method)  # [num, P, D]
     decoded = np.asarray(objective.decode(params, path.reshape(-1, path.shape[-1])))
     decoded = decoded.reshape(num, pairs, *decoded.shape[1:])
@@ -71,7 +71,7 @@ def labelled_latents(objective, params, classifier, key, num: int = 4096,
     """The lecture's recipe for a GAN's attribute vectors, step one: draw `num` latents, generate
     their images, and label each with the classifier. Returns (latents [M, D], labels [M]) for
     the M images labelled with at least `min_confidence`."""
-    z = jax.random.normal(key, (num, objective.config.model.latent_dim))
+    z = jax.random.normal(key, (num, objective.latent_dim))
     images = np.concatenate([np.asarray(objective.decode(params, z[i:i + 512]))
                              for i in range(0, num, 512)])
     labels, confidence = classifier.predict(images)

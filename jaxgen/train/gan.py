@@ -71,6 +71,10 @@ class GANObjective:
         self.d_graphdef = nnx.graphdef(discriminator)
         self._check_shapes(generator, discriminator)
 
+    @property
+    def latent_dim(self) -> int:
+        return self.config.model.latent_dim
+
     def build(self, rngs: nnx.Rngs):
         """(generator, discriminator) for the config."""
         model, gan = self.config.model, self.config.gan

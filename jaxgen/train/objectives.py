@@ -1,9 +1,10 @@
 """Model family name -> objective. An objective owns its model, its pure step and its sampling."""
 
+from jaxgen.train.diffusion import DiffusionObjective
 from jaxgen.train.gan import GANObjective
 from jaxgen.train.vae import VAEObjective
 
-_FAMILIES = {"vae": VAEObjective, "gan": GANObjective}
+_FAMILIES = {"vae": VAEObjective, "gan": GANObjective, "diffusion": DiffusionObjective}
 
 
 def make(config, info=None):

@@ -47,6 +47,10 @@ class VAEObjective:
             return MlpVAE(hidden=tuple(model.mlp_hidden), **common)
         raise ValueError(f"model.kind must be 'conv' or 'mlp', got {model.kind!r}")
 
+    @property
+    def latent_dim(self) -> int:
+        return self.config.model.latent_dim
+
     def model(self, params):
         return nnx.merge(self.graphdef, params)
 

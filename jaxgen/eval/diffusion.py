@@ -1,0 +1,52 @@
+"""Scores of a class-conditional diffusion model: for each guidance scale (and sampler), the
+accuracy with which the library's classifier recognises the requested class in the samples, and
+the Frechet distance of the classifier's features of the samples to those of held-out data
+(Ho & Salimans 2022's trade-off: guidance buys class fidelity with diversity)."""
+
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxgen.eval.samples import frechet_distance
+
+
+def conditional_samples(objective, params, num: int, seed: int = 0, guidance=None,
+                        sampler=None, steps=None, chunk: int = 500):
+    """(images [num, H, W, C] in [-1, 1], requested labels [num]: 0, 1, ..., K-1 in turn). The
+    noise and sampler keys depend only on `seed` and the chunk index, so two settings compared
+    at the same seed start from the same noise."""
+    generate = jax.jit(objective.generate, static_argnames=("sampler", "steps"))
+    labels = np.arange(num) % objective.num_classes
+    images = []
+    for index, start in enumerate(range(0, num, chunk)):
+        key = jax.random.fold_in(jax.random.PRNGKey(seed), index)
+        noise_key, sampler_key = jax.random.split(key)
+        n = min(chunk, num - start)
+        x_T = jax.random.normal(noise_key, (n, *objective.data_shape))
+        out = generate(params, x_T, sampler_key, jnp.asarray(labels[start:start + n]),
+                       guidance, None, sampler=sampler, steps=steps)
+        images.append(np.clip(np.asarray(out), -1.0, 1.0))
+    return np.concatenate(images), labels
+
+
+def guidance_table(objective, params, classifier, reference: np.ndarray, scales,
+                   samplers=(("ddim", 50),), num: int = 1000, seed: int = 0) -> list[dict]:
+    """One row per (sampler, steps, guidance w): `accuracy` (the classifier's prediction equals
+    the requested class), `fd` (Frechet distance of classifier features to `reference` images),
+    `seconds` (sampling time)."""
+    reference_features = classifier.features(reference)
+    rows = []
+    for sampler, steps in samplers:
+        for scale in scales:
+            t0 = time.perf_counter()
+            images, labels = conditional_samples(objective, params, num, seed, float(scale),
+                                                 sampler, steps)
+            seconds = time.perf_counter() - t0
+            predicted, _ = classifier.predict(images)
+            rows.append({"sampler": sampler, "steps": steps, "guidance": float(scale),
+                         "accuracy": float(np.mean(predicted == labels)),
+                         "fd": frechet_distance(classifier.features(images), reference_features),
+                         "num_samples": num, "seconds": seconds})
+    return rows
