@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxgen import data, viz
+from jaxgen.eval import frechet_distance
 from jaxgen.eval.classifier import load_or_train
 from jaxgen.eval.diffusion import conditional_samples, guidance_table
 from jaxgen.train.run import load_run
@@ -50,13 +51,10 @@ def main(argv=None):
                                        data_dir=cfg.data.data_dir)
     _, train_images, _ = data.load_arrays(cfg.data.name, "train", seed=cfg.seed,
                                           data_dir=cfg.data.data_dir)
-    floor = {"accuracy_real_test": classifier.test_accuracy,
-             "fd_real_train_vs_test": None}
-    from jaxgen.eval import frechet_distance
-
     subset = train_images[np.random.default_rng(0).permutation(len(train_images))[:args.num]]
-    floor["fd_real_train_vs_test"] = frechet_distance(classifier.features(subset),
-                                                      classifier.features(reference))
+    floor = {"accuracy_real_test": classifier.test_accuracy,
+             "fd_real_train_vs_test": frechet_distance(classifier.features(subset),
+                                                       classifier.features(reference))}
     scales = [float(w) for w in args.guidance.split(",")]
     trade_off = guidance_table(run.objective, run.params, classifier, reference, scales,
                                _pairs(args.trade_off_sampler), args.num, args.seed)
