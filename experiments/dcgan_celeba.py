@@ -15,15 +15,8 @@ from jaxgen import config as config_lib
 
 
 def get_config():
-    config = config_lib.load(Path(__file__).with_name("dcgan_mnist5k.py"))
-    config.data.num_threads = 16
-    config.data.name = "tfds:celeb_a@64"
-    config.batch_size = 128
-    config.steps = 50_000
-    config.model.data_shape = (64, 64, 3)
-    config.model.latent_dim = 100
-    config.model.g_channels = (512, 256, 128, 64)
-    config.model.d_channels = (64, 128, 256, 512)
-    config.sample_every = 5000
-    config.checkpoint_every = 5000
-    return config
+    return config_lib.for_accelerators(
+        Path(__file__).with_name("dcgan_mnist5k.py"), "tfds:celeb_a@64", batch_size=128,
+        steps=50_000, every=5000,
+        model={"data_shape": (64, 64, 3), "latent_dim": 100,
+               "g_channels": (512, 256, 128, 64), "d_channels": (64, 128, 256, 512)})

@@ -14,15 +14,12 @@ from jaxgen import config as config_lib
 
 
 def get_config():
-    config = config_lib.load(Path(__file__).with_name("diffusion_mnist5k.py"))
-    config.data.name = "tfds:cifar10"
-    config.data.num_threads = 16
-    config.batch_size = 128
-    config.steps = 800_000
-    config.model.update(data_shape=(32, 32, 3), channels=128, channel_mults=(1, 2, 2, 2),
-                        num_res_blocks=2, attention_resolutions=(16,), num_heads=1, dropout=0.1)
-    config.optim.update(learning_rate=2e-4, warmup_steps=5000, min_lr_ratio=1.0)
-    config.ema_decay = 0.9999
-    config.sample_every = 10_000
-    config.checkpoint_every = 10_000
-    return config
+    return config_lib.for_accelerators(
+        Path(__file__).with_name("diffusion_mnist5k.py"), "tfds:cifar10", batch_size=128,
+        steps=800_000, every=10_000,
+        model={"data_shape": (32, 32, 3), "channels": 128, "channel_mults": (1, 2, 2, 2),
+               "num_res_blocks": 2, "attention_resolutions": (16,), "num_heads": 1,
+               "dropout": 0.1},
+        diffusion={"parameterization": "eps", "schedule": "linear"},
+        optim={"learning_rate": 2e-4, "warmup_steps": 5000, "min_lr_ratio": 1.0},
+        ema_decay=0.9999)

@@ -18,8 +18,7 @@ import numpy as np
 
 from jaxgen import data, viz
 from jaxgen.eval import frechet_distance
-from jaxgen.eval.classifier import load_or_train
-from jaxgen.eval.diffusion import conditional_samples, guidance_table
+from jaxgen.eval.diffusion import conditional_samples, guidance_table, scorer
 from jaxgen.train.run import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,9 +45,7 @@ def main(argv=None):
 
     run = load_run(args.run)
     cfg = run.config
-    classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
-    _, reference, _ = data.load_arrays(cfg.data.name, "test", seed=cfg.seed,
-                                       data_dir=cfg.data.data_dir)
+    classifier, reference = scorer(cfg, "test")
     _, train_images, _ = data.load_arrays(cfg.data.name, "train", seed=cfg.seed,
                                           data_dir=cfg.data.data_dir)
     subset = train_images[np.random.default_rng(0).permutation(len(train_images))[:args.num]]

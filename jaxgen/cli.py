@@ -150,7 +150,9 @@ def _interpolate(args) -> None:
             args.method)
     out = Path(args.out) if args.out else Path(args.run) / "interpolation.png"
     viz.save_png(viz.image_grid(strips, ncols=args.steps), out)
-    frames = pictures.walk_frames(run.objective, run.params, jax.random.PRNGKey(args.seed))
+    # each walk frame of a diffusion model is a whole sampler run: a smaller tour
+    tour = {"anchors": 4, "steps_between": 8, "grid": 4} if run.config.family == "diffusion" else {}
+    frames = pictures.walk_frames(run.objective, run.params, jax.random.PRNGKey(args.seed), **tour)
     viz.save_gif(frames, out.with_suffix(".gif"))
     print(f"wrote {out} ({args.pairs} strips, {args.method}) and a walk, {out.with_suffix('.gif')}")
 
@@ -210,17 +212,13 @@ def _eval_gan(run, args) -> dict:
 
 
 def _eval_diffusion(run, args) -> dict:
-    from jaxgen import data
-    from jaxgen.eval.classifier import load_or_train
-    from jaxgen.eval.diffusion import guidance_table
+    from jaxgen.eval.diffusion import guidance_table, scorer
 
     cfg = run.config
     if not cfg.model.num_classes:
         raise ValueError("eval scores class-conditional diffusion runs (accuracy of the "
                          "requested class); this run is unconditional")
-    classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
-    _, reference, _ = data.load_arrays(cfg.data.name, cfg.eval.split, seed=cfg.seed,
-                                       data_dir=cfg.data.data_dir)
+    classifier, reference = scorer(cfg, cfg.eval.split)
     t0 = time.perf_counter()
     rows = guidance_table(run.objective, run.params, classifier, reference,
                           list(cfg.eval.guidance), [(cfg.sample.sampler, cfg.sample.steps)],

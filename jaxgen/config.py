@@ -60,3 +60,21 @@ def override(config: ml_collections.ConfigDict, assignments: list[str]):
                 f"{current!r}), got {type(value).__name__}."
             ) from e
     return config
+
+
+def for_accelerators(base: str | Path, dataset: str, *, batch_size: int, steps: int,
+                     every: int, num_threads: int = 16, **sections) -> ml_collections.ConfigDict:
+    """The CPU config `base` scaled to a TFDS dataset on accelerators: dataset, loader threads,
+    batch, steps, and a sample grid and checkpoint `every` steps; `sections` update nested
+    sections (`model={...}`, `optim={...}`) or set top-level keys (`ema_decay=0.9999`)."""
+    config = load(base)
+    config.data.update(name=dataset, num_threads=num_threads)
+    config.update(batch_size=batch_size, steps=steps, sample_every=every, checkpoint_every=every)
+    for key, value in sections.items():
+        if key not in config:
+            raise KeyError(f"for_accelerators: the config has no key {key!r}")
+        if isinstance(value, dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    return config

@@ -15,3 +15,15 @@ from tests import helpers  # noqa: E402
 @pytest.fixture
 def tiny_config():
     return helpers.tiny_config
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(tmp_path_factory):
+    """A quickly trained digit classifier, cached where the CLI looks for it (tests that score
+    samples point $JAXGEN_CLASSIFIER_DIR here)."""
+    from jaxgen.eval import classifier as classifier_lib
+
+    directory = tmp_path_factory.mktemp("classifiers")
+    trained = classifier_lib.load_or_train("mnist5k", cache_dir=directory, steps=300)
+    assert trained.test_accuracy > 0.8  # even 300 steps recognise most held-out digits
+    return directory

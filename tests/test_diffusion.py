@@ -2,12 +2,15 @@
 the configured rate, samples with every sampler, compiles guided sampling once for all scales,
 intervals, labels and seeds, and shards sampling over the batch."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
-from jaxgen import parallel, train
+from jaxgen import cli, parallel, train
 from jaxgen.train import make_objective
 from tests import helpers
 
@@ -49,6 +52,28 @@ def test_sample_cli_with_sampler_guidance_and_labels(trained_run):
     assert bad.returncode == 1 and "samples with one of" in bad.stderr
     bad = helpers.run_cli(["sample", "--run", str(workdir), "--labels", "3,10"])
     assert bad.returncode == 1 and "--labels must lie in [0, 10)" in bad.stderr
+
+
+def test_eval_scores_each_guidance_scale(trained_run, classifier_dir, monkeypatch):
+    workdir, _ = trained_run
+    monkeypatch.setenv("JAXGEN_CLASSIFIER_DIR", str(classifier_dir))
+    assert cli.main(["eval", "--run", str(workdir), "--num-examples", "40"]) == 0
+    report = json.loads((workdir / "eval.json").read_text())
+    assert [row["guidance"] for row in report["rows"]] == [0.0, 1.0, 2.0, 4.0]
+    for row in report["rows"]:
+        assert row["num_samples"] == 40 and (row["sampler"], row["steps"]) == ("ddim", 4)
+        assert float(row["accuracy"] * 40).is_integer() and 0.0 <= row["accuracy"] <= 1.0
+        assert np.isfinite(row["fd"]) and row["fd"] > 0.0
+    assert report["step"] == 150 and report["classifier_test_accuracy"] > 0.8
+
+
+def test_interpolate_between_inverted_test_digits(trained_run, tmp_path):
+    workdir, _ = trained_run
+    out = tmp_path / "interp.png"
+    assert cli.main(["interpolate", "--run", str(workdir), "--pairs", "2", "--steps", "3",
+                     "--out", str(out)]) == 0
+    assert Image.open(out).size == (2 * (3 * 30 + 2), 2 * (2 * 30 + 2))  # 2 strips of 3, x2
+    assert Image.open(out.with_suffix(".gif")).n_frames == 4 * 8  # 4 anchors, 8 steps between
 
 
 def test_condition_dropout_rate():

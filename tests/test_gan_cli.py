@@ -7,22 +7,12 @@ import pytest
 from PIL import Image
 
 from jaxgen import cli
-from jaxgen.eval import classifier as classifier_lib
 from tests import helpers
 
 
 def _args(*overrides):
     return helpers.cli_args(*overrides, config=helpers.GAN_IMAGES_CONFIG,
                             tiny=helpers.TINY_GAN_IMAGES)
-
-
-@pytest.fixture(scope="module")
-def classifier_dir(tmp_path_factory):
-    """A quickly trained digit classifier, cached where the CLI looks for it."""
-    directory = tmp_path_factory.mktemp("classifiers")
-    trained = classifier_lib.load_or_train("mnist5k", cache_dir=directory, steps=300)
-    assert trained.test_accuracy > 0.8  # even 300 steps recognise most held-out digits
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen import data
+from jaxgen.eval.classifier import load_or_train
 from jaxgen.eval.samples import frechet_distance
+
+
+def scorer(config, split: str = "test"):
+    """(the library's classifier for a run's dataset, trained on its real training images and
+    cached; the `split` images that samples are compared with)."""
+    classifier = load_or_train(config.data.name, seed=config.seed,
+                               data_dir=config.data.data_dir)
+    _, reference, _ = data.load_arrays(config.data.name, split, seed=config.seed,
+                                       data_dir=config.data.data_dir)
+    return classifier, reference
 
 
 def conditional_samples(objective, params, num: int, seed: int = 0, guidance=None,
