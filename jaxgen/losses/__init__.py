@@ -1,5 +1,6 @@
 """Pure loss functions of arrays. Import freely: nothing here depends on models or training."""
 
+from jaxgen.losses._contrastive import clip_loss, siglip_loss
 from jaxgen.losses._diffusion import (
     PARAMETERIZATIONS,
     SCHEDULES,
@@ -52,6 +53,7 @@ __all__ = [
     "add_noise",
     "adversarial_loss",
     "bernoulli_log_likelihood",
+    "clip_loss",
     "cosine_schedule",
     "diagonal_gaussian_log_density",
     "diffusion_loss",
@@ -75,6 +77,7 @@ __all__ = [
     "non_saturating_generator_loss",
     "prediction_target",
     "r1_penalty",
+    "siglip_loss",
     "to_x0_and_eps",
     "wasserstein_discriminator_loss",
     "wasserstein_generator_loss",

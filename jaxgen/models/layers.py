@@ -42,12 +42,14 @@ class Attention(nnx.Module):
         self.value = nnx.Linear(context_dim, channels, dtype=dtype, rngs=rngs)
         self.out = nnx.Linear(channels, channels, dtype=dtype, rngs=rngs)
 
-    def __call__(self, x: jax.Array, context: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, context: jax.Array, mask: jax.Array | None = None
+                 ) -> jax.Array:
+        """`mask`: bool, broadcastable to [B, heads, T, S], True where x may attend."""
         def heads(t):
             return t.reshape(*t.shape[:2], self.num_heads, -1)
 
         q, k, v = heads(self.query(x)), heads(self.key(context)), heads(self.value(context))
-        out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype))
+        out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask)
         return self.out(out.reshape(x.shape[0], x.shape[1], -1))
 
 
