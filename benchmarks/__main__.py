@@ -1,93 +1,216 @@
-"""`python -m benchmarks train --config experiments/vae_mnist.py --steps 50 --out r.json`
+"""python -m benchmarks sample|train|all|scale|peak|table
 
-Times one model's train step on random inputs of the config's shapes (no dataset needed):
-compile time apart, then the median and spread of repeated steady-state timings, each ended by
-`block_until_ready`. Sampling throughput, MFU and PyTorch comparisons build on this harness.
+Times jaxgen's models on random inputs of their configs' shapes (no dataset, no download):
+compile time apart, then the median (and min-max) of repeated steady-state calls, each ended by
+`block_until_ready`; throughput (images/s for sampling, examples/s and steps/s for training);
+model FLOPs from XLA's cost analysis and MFU against the device's datasheet peak and against a
+measured large-matmul peak; the compiled program's memory (and the device's peak where the
+backend keeps one). `--torch eager,compile` adds diffusers' UNet2DModel (DDPM's CIFAR-10
+network, the same as `--model unet-cifar10`) timed in the same run, with the jaxgen/PyTorch
+ratio per row.
+
+    python -m benchmarks sample --model unet-cifar10 --batch 256 --steps 50 --sampler ddim \\
+        --dtype bf16 --torch eager,compile --out benchmarks/results/h100.json
+    python -m benchmarks train --model unet-cifar10 --batch 128 --dtype bf16
+    python -m benchmarks scale --model unet-mnist --task sample --batches 8,16,32 --devices 1,2,4,8
+    python -m benchmarks table benchmarks/results/cpu.json
 """
 
 import argparse
-import datetime
 import json
-import platform
-import statistics
 import sys
-import time
-from pathlib import Path
 
 
-def time_train_step(config, steps: int, repeats: int) -> dict:
-    import jax
-    import jax.numpy as jnp
-
-    from jaxgen import parallel
-    from jaxgen.train import make_objective
-    from jaxgen.train.loop import jit_train_step
-    from jaxgen.train.state import state_layout
-
-    mesh = parallel.make_mesh(config.mesh.fsdp)
-    parallel.check_batch_size(config.batch_size, mesh)
-    objective = make_objective(config)
-    key = jax.random.PRNGKey(0)
-    _, shardings = state_layout(objective, mesh, config.mesh.min_fsdp_size)
-    state = jax.jit(objective.init_state, out_shardings=shardings)(key)
-    images = jax.random.uniform(key, (config.batch_size, *config.model.data_shape), minval=-1.0)
-    batch = parallel.shard_batch({"image": images, "label": jnp.zeros(len(images), jnp.int32)},
-                                 mesh)
-    step = jit_train_step(objective, mesh, shardings)
-    t0 = time.perf_counter()
-    compiled = step.lower(state, batch).compile()
-    compile_seconds = time.perf_counter() - t0
-    state, _ = compiled(state, batch)  # warm-up
-    jax.block_until_ready(state)
-    per_step = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            state, metrics = compiled(state, batch)
-        jax.block_until_ready((state, metrics))
-        per_step.append((time.perf_counter() - t0) / steps)
-    median = statistics.median(per_step)
-    return {
-        "compile_seconds": compile_seconds,
-        "step_seconds_median": median,
-        "step_seconds_min": min(per_step),
-        "step_seconds_max": max(per_step),
-        "steps_per_second": 1.0 / median,
-        "examples_per_second": config.batch_size / median,
-        "batch_size": config.batch_size,
-        "devices": mesh.size,
-    }
+def _common(parser, task: str) -> None:
+    parser.add_argument("--model", help="unet-cifar10 | unet-mnist | vae | dcgan")
+    parser.add_argument("--config", help="any experiment config instead of --model")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, as for `python -m jaxgen train`")
+    parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
+                        help="compute dtype (weights stay fp32)")
+    if task != "scale":
+        parser.add_argument("--devices", type=int, help="shard over the first N devices (all)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
+    parser.add_argument("--torch", default="", metavar="MODES",
+                        help="also time diffusers' UNet2DModel: comma list of eager,compile "
+                        "(only with --model unet-cifar10; needs pip install -e '.[bench]')")
+    parser.add_argument("--no-peak", action="store_true",
+                        help="skip the measured matmul peak (MFU against the datasheet only)")
+    parser.add_argument("--out", help="append the rows to this results JSON (one per device)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="also trace one more call of each jaxgen program with "
+                        "jax.profiler into DIR (view with TensorBoard or Perfetto)")
+    if task in ("sample", "all", "scale"):
+        parser.add_argument("--steps", type=int, help="sampler steps (the config's)")
+        parser.add_argument("--sampler", help="ddim | ddpm | dpm_solver | euler | heun")
+        parser.add_argument("--guidance", type=float,
+                            help="classifier-free guidance scale w (a doubled batch); unset: "
+                            "no guidance")
+    if task in ("train", "all", "scale"):
+        parser.add_argument("--calls", type=int, default=5, help="train steps per timed repeat")
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="time a train step (compile apart, then steady state)")
-    train.add_argument("--config", required=True, help="experiment config file")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="config override, as for `python -m jaxgen train`")
-    train.add_argument("--steps", type=int, default=20, help="steps per timed repeat")
-    train.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
-    train.add_argument("--out", help="write the result as JSON here")
-    args = parser.parse_args(argv)
+    for task, text in (("sample", "sampling throughput (images/s)"),
+                       ("train", "train-step speed (steps/s, examples/s)"),
+                       ("all", "sample and train")):
+        p = sub.add_parser(task, help=text, description=text)
+        _common(p, task)
+        p.add_argument("--batch", type=int, required=True, help="global batch")
+    scale = sub.add_parser("scale", help="throughput against batch size and device count")
+    _common(scale, "scale")
+    scale.add_argument("--task", choices=("sample", "train"), default="sample")
+    scale.add_argument("--batches", required=True, help="comma list of global batches")
+    scale.add_argument("--device-counts", default="", help="comma list of device counts "
+                       "(each batch divisible by each); default: all devices only")
+    peak = sub.add_parser("peak", help="the measured large-matmul FLOP/s of device 0")
+    peak.add_argument("--dtype", choices=("fp32", "bf16"), default="bf16")
+    peak.add_argument("--size", type=int, help="matrix side (8192; 1024 on CPU)")
+    table = sub.add_parser("table", help="Markdown table of results files")
+    table.add_argument("files", nargs="+")
+    return parser
 
+
+def _mfu(rows, args) -> None:
     import jax
 
-    from jaxgen import config as config_lib
+    from benchmarks import peaks
 
-    config = config_lib.override(config_lib.load(args.config), args.set)
-    result = time_train_step(config, args.steps, args.repeats)
-    result.update(
-        command=" ".join(["python -m benchmarks", *(argv or sys.argv[1:])]),
-        config=str(args.config), overrides=args.set, date=datetime.datetime.now().isoformat(),
-        backend=jax.default_backend(), device=jax.devices()[0].device_kind,
-        jax=jax.__version__, python=platform.python_version(),
-    )
-    text = json.dumps(result, indent=2)
-    print(text)
+    kind = jax.devices()[0].device_kind
+    # Fake CPU devices share one machine's cores, which the matmul peak already uses in full.
+    per_machine = jax.default_backend() == "cpu"
+    measured = {}
+    for row in rows:
+        if not row.get("flops_per_call"):
+            continue
+        dtype = {"fp32": "float32", "bf16": "bfloat16"}[row["dtype"]]
+        achieved = row["flops_per_call"] / row["seconds_median"]
+        row["flops_per_second"] = achieved
+        sheet = peaks.datasheet_peak(kind, dtype)
+        chips = 1 if per_machine else row["devices"]
+        row["mfu_datasheet"] = achieved / (sheet * chips) if sheet else None
+        if not args.no_peak:
+            if dtype not in measured:
+                measured[dtype] = peaks.measured_matmul_peak(dtype)
+            row["matmul_peak_flops"] = measured[dtype]
+            row["mfu_measured"] = achieved / (measured[dtype] * chips)
+
+
+def _jaxgen_rows(args, task: str, batches, device_counts) -> list[dict]:
+    from benchmarks import harness, jaxgen_bench
+
+    guidance = getattr(args, "guidance", None)
+    rows = []
+    for devices in device_counts:
+        for batch in batches:
+            config = jaxgen_bench.load_config(args.model, args.config, args.set, args.dtype,
+                                              guidance)
+            if task == "sample":
+                row = jaxgen_bench.bench_sample(config, batch, sampler=args.sampler,
+                                                steps=args.steps, guidance=guidance,
+                                                devices=devices, repeats=args.repeats)
+            else:
+                row = jaxgen_bench.bench_train(config, batch, devices=devices,
+                                               repeats=args.repeats, calls=args.calls)
+            if args.profile:
+                jaxgen_bench.profile(row.pop("call"), args.profile)
+            row.pop("call", None)
+            peak = harness.device_peak_bytes()
+            rows.append({"framework": "jaxgen", "mode": "jit", "model": args.model or args.config,
+                         "dtype": args.dtype, **row,
+                         **({"device_peak_bytes": peak} if peak else {})})
+    return rows
+
+
+def _torch_modes(args) -> list[str]:
+    """The PyTorch modes asked for, checked before anything is timed."""
+    from benchmarks import torch_ref
+
+    modes = [m for m in args.torch.split(",") if m]
+    if not modes:
+        return []
+    if args.model != "unet-cifar10" or args.set:
+        raise ValueError("--torch compares DDPM's CIFAR-10 U-Net: use it with --model "
+                         "unet-cifar10 and no --set")
+    if getattr(args, "sampler", None) not in (None, "ddim"):
+        raise ValueError("the PyTorch reference samples with DDIM only")
+    if any(m not in ("eager", "compile") for m in modes):
+        raise ValueError(f"--torch takes eager and/or compile, got {args.torch!r}")
+    problem = torch_ref.available()
+    if problem:
+        raise RuntimeError(f"--torch: {problem}")
+    return modes
+
+
+def _torch_rows(args, task: str, batch: int) -> list[dict]:
+    from benchmarks import jaxgen_bench, torch_ref
+
+    rows = []
+    for mode in _torch_modes(args):
+        if task == "sample":
+            steps = args.steps or jaxgen_bench.load_config(
+                "unet-cifar10", None, [], args.dtype, None).sample.steps
+            row = torch_ref.bench_sample(batch, steps, args.dtype, mode, args.guidance,
+                                         args.repeats)
+        else:
+            row = torch_ref.bench_train(batch, args.dtype, mode, args.repeats, args.calls)
+        rows.append({"framework": "pytorch", "mode": mode, "model": "unet-cifar10",
+                     "dtype": args.dtype, **row})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args, argv)
+    except (ValueError, RuntimeError, KeyError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+
+def _run(args, argv) -> int:
+    from benchmarks import harness, report
+
+    if args.command == "table":
+        for path in args.files:
+            with open(path) as f:
+                print(report.results_page(json.load(f)), end="")
+        return 0
+    if args.command == "peak":
+        import jax
+
+        from benchmarks import peaks
+
+        dtype = {"fp32": "float32", "bf16": "bfloat16"}[args.dtype]
+        kind = jax.devices()[0].device_kind
+        measured = peaks.measured_matmul_peak(dtype, args.size)
+        sheet = peaks.datasheet_peak(kind, dtype)
+        print(json.dumps({"device": kind, "dtype": dtype, "measured_flops": measured,
+                          "datasheet_flops": sheet,
+                          "measured_over_datasheet": measured / sheet if sheet else None}))
+        return 0
+    if args.command == "scale":
+        tasks = [args.task]
+        batches = [int(b) for b in args.batches.split(",")]
+        counts = [int(c) for c in args.device_counts.split(",") if c] or [None]
+    else:
+        tasks = ["sample", "train"] if args.command == "all" else [args.command]
+        batches, counts = [args.batch], [args.devices]
+    _torch_modes(args)
+    rows = []
+    for task in tasks:
+        rows += _jaxgen_rows(args, task, batches, counts)
+        for batch in batches:
+            rows += _torch_rows(args, task, batch)
+    _mfu(rows, args)
+    environment = harness.environment(argv)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        report.add_rows(args.out, environment, rows)
+    print(report.markdown(rows), end="")
     return 0
 
 

@@ -1,15 +1,136 @@
+"""The benchmarks harness: FLOPs against closed forms, timing bookkeeping, the CLI's rows for
+sampling and training on the 8 fake CPU devices, device-count scaling, results files and the
+table, and (where torch and diffusers are installed) the PyTorch reference's network against
+ours. Nothing here asserts a speed."""
+
 import json
 
+import jax
+import jax.numpy as jnp
+import pytest
+
+from benchmarks import harness, peaks, report
 from benchmarks.__main__ import main
 from tests import helpers
 
+TINY = [item for o in helpers.TINY_DIFFUSION for item in ("--set", o)]
 
-def test_train_benchmark_reports_compile_and_steady_state(tmp_path):
-    out = tmp_path / "r.json"
-    assert main(["train", "--config", str(helpers.CPU_CONFIG), "--set", "batch_size=32",
-                 "--steps", "3", "--repeats", "2", "--out", str(out)]) == 0
-    result = json.loads(out.read_text())
-    assert result["devices"] == 8 and result["batch_size"] == 32
-    assert result["compile_seconds"] > 0 and result["steps_per_second"] > 0
-    assert result["step_seconds_min"] <= result["step_seconds_median"] <= result["step_seconds_max"]
-    assert result["backend"] == "cpu" and result["jax"]
+
+def test_flops_of_a_matmul_are_two_per_multiply_add():
+    a = jax.ShapeDtypeStruct((64, 128), jnp.float32)
+    b = jax.ShapeDtypeStruct((128, 32), jnp.float32)
+    assert harness.flops(jnp.matmul, a, b) == 2 * 64 * 128 * 32
+
+
+def test_timed_reports_median_and_spread_of_every_repeat():
+    calls = []
+    result = harness.timed(lambda: calls.append(1) or jnp.zeros(()), repeats=3, calls=4)
+    assert len(calls) == 1 + 3 * 4  # a warm-up, then repeats x calls
+    assert result["seconds_min"] <= result["seconds_median"] <= result["seconds_max"]
+    with pytest.raises(ValueError, match="repeats"):
+        harness.timed(lambda: None, repeats=0)
+
+
+def test_datasheet_peaks_match_device_kinds():
+    assert peaks.datasheet_peak("NVIDIA H100 80GB HBM3", "bfloat16") == 989e12
+    assert peaks.datasheet_peak("NVIDIA H100 PCIe", "bfloat16") == 756e12
+    assert peaks.datasheet_peak("NVIDIA H200", "bfloat16") == 989e12
+    assert peaks.datasheet_peak("TPU v5 lite", "bfloat16") == 197e12
+    assert peaks.datasheet_peak("cpu", "float32") is None
+    assert peaks.measured_matmul_peak("float32", size=128, chain=2, repeats=1) > 0
+
+
+def test_sample_rows_count_model_flops_per_evaluation(tmp_path):
+    out = tmp_path / "cpu.json"
+    for guidance in ([], ["--guidance", "2"]):
+        assert main(["sample", "--model", "unet-mnist", *TINY, "--batch", "16", "--steps", "3",
+                     "--sampler", "dpm_solver", "--repeats", "2", "--no-peak", *guidance,
+                     "--out", str(out)]) == 0
+    plain, guided = json.loads(out.read_text())["rows"]
+    for row in (plain, guided):
+        assert row["devices"] == 8 and row["nfe"] == 3 and row["compile_seconds"] > 0
+        assert row["images_per_second"] == pytest.approx(16 / row["seconds_median"])
+        assert row["seconds_min"] <= row["seconds_median"] <= row["seconds_max"]
+        assert row["environment"]["backend"] == "cpu" and row["environment"]["jax"]
+        assert row["compiled_bytes"] > 0 and row["parameters"] > 0
+    # guidance evaluates the denoiser on the doubled batch: exactly twice the FLOPs
+    assert guided["flops_per_call"] == 2 * plain["flops_per_call"] > 0
+    assert guided["guidance"] == 2.0 and plain["guidance"] is None
+    table = report.markdown(json.loads(out.read_text())["rows"])
+    assert "dpm_solver-3, w=2" in table and table.count("\n") == 4
+
+
+def test_train_rows(tmp_path):
+    out = tmp_path / "cpu.json"
+    assert main(["train", "--model", "vae", "--batch", "16", "--repeats", "2", "--calls", "2",
+                 "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["task"] == "train" and row["devices"] == 8 and row["steps_per_second"] > 0
+    assert row["examples_per_second"] == pytest.approx(16 * row["steps_per_second"])
+    assert row["flops_per_call"] > 0 and 0 < row["mfu_measured"] < 1
+
+
+def test_scaling_over_batch_and_device_count(tmp_path, capsys):
+    out = tmp_path / "cpu.json"
+    assert main(["scale", "--model", "unet-mnist", *TINY, "--task", "sample", "--steps", "2",
+                 "--batches", "8,16", "--device-counts", "1,8", "--repeats", "2", "--no-peak",
+                 "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["devices"], r["batch"]) for r in rows] == [(1, 8), (1, 16), (8, 8), (8, 16)]
+    # one network and sampler: the FLOPs of a call grow with the batch alone
+    assert rows[1]["flops_per_call"] == 2 * rows[0]["flops_per_call"] == 2 * rows[2][
+        "flops_per_call"]
+    capsys.readouterr()
+    assert main(["table", str(out)]) == 0
+    assert capsys.readouterr().out.count("| sample | unet-mnist | jaxgen jit |") == 4
+    assert main(["scale", "--model", "unet-mnist", "--batches", "12", "--device-counts",
+                 "8"]) == 1
+    assert "not divisible by the 8 devices" in capsys.readouterr().err
+
+
+def test_bad_requests_say_what_is_wrong(tmp_path, capsys):
+    assert main(["train", "--model", "nope", "--batch", "8"]) == 1
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main(["sample", "--model", "unet-mnist", "--batch", "8", "--torch", "eager"]) == 1
+    assert "--model unet-cifar10" in capsys.readouterr().err
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps({"device": "TPU v4", "rows": []}))
+    with pytest.raises(ValueError, match="one file per device"):
+        report.add_rows(results, {"device": "cpu"}, [])
+
+
+def test_pytorch_reference_is_the_same_network():
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from benchmarks import jaxgen_bench, torch_ref
+    from jaxgen.train import make_objective
+
+    config = jaxgen_bench.load_config("unet-cifar10", None, [], "fp32", None)
+    objective = make_objective(config)
+    params = jax.eval_shape(objective.init_state, jax.random.PRNGKey(0)).params
+    reference = torch_ref.ddpm_unet()
+    assert jaxgen_bench.parameter_count(params) == torch_ref.parameter_count(reference) \
+        == 35_746_307
+    ours = harness.flops(lambda p, x, t: objective.denoiser(p)(x, t, None), params,
+                         jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32), jnp.zeros((2,)))
+    theirs = torch_ref.forward_flops(reference, 2)
+    # XLA counts only the multiply-adds that touch real pixels, torch also the zero padding of
+    # each 3x3 convolution (about 4% of the total at 32..4 pixels)
+    assert 0.94 < ours / theirs < 1.0, (ours, theirs)
+
+
+def test_pytorch_rows_are_compared_with_the_jaxgen_row_of_their_own_command():
+    def row(framework, throughput, command, batch=2):
+        return {"framework": framework, "model": "unet-cifar10", "task": "sample",
+                "dtype": "fp32", "batch": batch, "steps": 5, "guidance": None,
+                "images_per_second": throughput, "seconds_median": batch / throughput,
+                "seconds_min": 1.0, "seconds_max": 1.0,
+                "environment": {"command": command, "date": "2026-01-01", "jax": "0.10"}}
+
+    rows = [row("jaxgen", 1.0, "a"), row("pytorch", 0.5, "a"), row("jaxgen", 3.0, "b"),
+            row("pytorch", 1.0, "c")]
+    ratios = [r.get("jaxgen_ratio") for r in report.with_ratios(rows)]
+    assert ratios == [None, 2.0, None, None]  # the later command's jaxgen row is not used
+    page = report.results_page({"device": "cpu", "rows": rows})
+    assert page.startswith("# Benchmarks on cpu") and "| 2.00x |" in page
+    assert page.count("- `a`") == 1 and "- `c`" in page

@@ -1,0 +1,170 @@
+"""jaxgen's side: sampling throughput and train-step speed of a model, sharded over the first
+`devices` devices, on random inputs of the config's shapes (no dataset, no download)."""
+
+import functools
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from benchmarks import harness
+from jaxgen import config as config_lib
+from jaxgen import parallel
+from jaxgen.train import make_objective
+from jaxgen.train.loop import jit_train_step
+from jaxgen.train.state import state_layout
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+# name -> (experiment config, overrides). unet-cifar10 is DDPM's CIFAR-10 network exactly
+# (unconditional, 35,746,307 parameters), the one diffusers' UNet2DModel reproduces.
+MODELS = {
+    "unet-cifar10": ("diffusion_cifar10.py", ["model.num_classes=0"]),
+    "unet-mnist": ("diffusion_mnist5k.py", []),
+    "vae": ("vae_mnist.py", []),
+    "dcgan": ("dcgan_cifar10.py", []),
+}
+DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+
+
+def load_config(model: str | None, config_path: str | None, overrides: list[str],
+                dtype: str, guidance: float | None):
+    """The experiment config of a registered `model` (or any `config_path`), with `overrides`,
+    the compute dtype, and (for guidance on an unconditional registered U-Net) 10 classes."""
+    if (model is None) == (config_path is None):
+        raise ValueError("give exactly one of --model and --config")
+    if model is not None:
+        if model not in MODELS:
+            raise ValueError(f"unknown model {model!r}; choose from {sorted(MODELS)}")
+        path, fixed = MODELS[model]
+        config = config_lib.load(EXPERIMENTS / path)
+        if guidance is not None and model == "unet-cifar10":
+            fixed = ["model.num_classes=10"]  # guidance needs labels: the class-conditional net
+        config = config_lib.override(config, fixed)
+    else:
+        config = config_lib.load(config_path)
+    config = config_lib.override(config, overrides)
+    config.compute_dtype = DTYPES[dtype]
+    return config
+
+
+def _mesh(devices: int | None):
+    available = jax.devices()
+    devices = devices or len(available)
+    if not 1 <= devices <= len(available):
+        raise ValueError(f"--devices {devices}: this machine has {len(available)}")
+    return parallel.make_mesh(1, available[:devices])
+
+
+def parameter_count(params) -> int:
+    return int(sum(x.size for x in jax.tree.leaves(params)))
+
+
+def number_of_evaluations(objective, sampler: str, steps: int) -> int:
+    """Denoiser calls of one sampling run (per image and branch)."""
+    if sampler == "ddpm":
+        return objective.schedule.num_steps
+    if sampler == "heun":
+        return 2 * steps - 1  # the last step, to t = 0, is Euler
+    return steps
+
+
+@functools.cache
+def _objective_and_params(config_json: str):
+    """The objective and random initial weights of a config, built once per config: a scaling
+    sweep times many batches and device counts of the same network."""
+    objective = make_objective(ml_collections.ConfigDict(json.loads(config_json)))
+    return objective, jax.jit(objective.init_state)(jax.random.PRNGKey(0)).params
+
+
+def bench_sample(config, batch: int, *, sampler: str | None = None, steps: int | None = None,
+                 guidance: float | None = None, devices: int | None = None,
+                 repeats: int = 5) -> dict:
+    """Images/s of the model's sampler at global batch `batch` (a diffusion model: `steps` of
+    `sampler`, classifier-free guidance if `guidance` is set; VAE/GAN: one decoder pass)."""
+    mesh = _mesh(devices)
+    parallel.check_batch_size(batch, mesh)
+    objective, params = _objective_and_params(config.to_json())
+    key = jax.random.PRNGKey(0)
+    data = parallel.batch_sharding(mesh)
+    row = {"task": "sample", "batch": batch, "devices": mesh.size,
+           "parameters": parameter_count(params)}
+    if config.family == "diffusion":
+        sampler = sampler or config.sample.sampler
+        steps = steps or config.sample.steps
+        shape = (batch, *objective.data_shape)
+        x_T = jax.device_put(jax.random.normal(key, shape), data)
+        labels = (jax.device_put(jnp.arange(batch) % objective.num_classes, data)
+                  if objective.num_classes else None)
+        if guidance is not None and labels is None:
+            raise ValueError("--guidance needs a class-conditional model")
+        scale = None if guidance is None else jnp.float32(guidance)
+        generate = jax.jit(objective.generate, static_argnames=("sampler", "steps"),
+                           out_shardings=data)
+        compiled, compile_s = harness.compile_timed(generate, params, x_T, key, labels, scale,
+                                                    None, sampler=sampler, steps=steps)
+        run = lambda: compiled(params, x_T, key, labels, scale, None)  # noqa: E731
+        branches = 1 if guidance is None else 2
+        forward_batch = branches * batch
+        t = jnp.zeros((forward_batch,), jnp.float32)
+        y = None if labels is None else jnp.zeros((forward_batch,), jnp.int32)
+        forward = harness.flops(lambda p, x, t, y: objective.denoiser(p)(x, t, y), params,
+                                jax.ShapeDtypeStruct((forward_batch, *shape[1:]), jnp.float32),
+                                t, y)
+        nfe = number_of_evaluations(objective, sampler, steps)
+        row.update(sampler=sampler, steps=steps, guidance=guidance, nfe=nfe,
+                   flops_per_call=forward * nfe)
+    else:
+        z = jax.device_put(jax.random.normal(key, (batch, objective.latent_dim)), data)
+        decode = jax.jit(objective.decode, out_shardings=data)
+        compiled, compile_s = harness.compile_timed(decode, params, z)
+        run = lambda: compiled(params, z)  # noqa: E731
+        row.update(nfe=1, flops_per_call=harness.flops(objective.decode, params, z))
+    timing = harness.timed(run, repeats)
+    row.update(timing, call=run, compile_seconds=compile_s,
+               images_per_second=batch / timing["seconds_median"],
+               compiled_bytes=harness.compiled_bytes(compiled))
+    return row
+
+
+def bench_train(config, batch: int, *, devices: int | None = None, repeats: int = 5,
+                calls: int = 5) -> dict:
+    """Steps/s and examples/s of the engine's jitted, sharded train step at global batch
+    `batch` (random images and labels), the optimizer update and EMA included."""
+    mesh = _mesh(devices)
+    parallel.check_batch_size(batch, mesh)
+    config.batch_size = batch
+    objective = make_objective(config)
+    key = jax.random.PRNGKey(0)
+    abstract, shardings = state_layout(objective, mesh, config.mesh.min_fsdp_size)
+    state = jax.jit(objective.init_state, out_shardings=shardings)(key)
+    images = jax.random.uniform(key, (batch, *config.model.data_shape), minval=-1.0)
+    labels = jnp.arange(batch, dtype=jnp.int32) % max(int(config.model.get("num_classes", 0)), 1)
+    train_batch = parallel.shard_batch({"image": images, "label": labels}, mesh)
+    step = jit_train_step(objective, mesh, shardings)
+    compiled, compile_s = harness.compile_timed(step, state, train_batch)
+    step_flops = harness.flops(objective.step, abstract,
+                               {"image": jax.ShapeDtypeStruct(images.shape, images.dtype),
+                                "label": jax.ShapeDtypeStruct(labels.shape, labels.dtype)}, key)
+
+    holder = [state]
+
+    def run():
+        holder[0], metrics = compiled(holder[0], train_batch)  # the state is donated
+        return metrics
+
+    timing = harness.timed(run, repeats, calls)
+    return {"task": "train", "batch": batch, "devices": mesh.size, **timing, "call": run,
+            "compile_seconds": compile_s, "steps_per_second": 1.0 / timing["seconds_median"],
+            "examples_per_second": batch / timing["seconds_median"],
+            "flops_per_call": step_flops, "compiled_bytes": harness.compiled_bytes(compiled),
+            "parameters": parameter_count(abstract.params)}
+
+
+def profile(call, directory: str) -> None:
+    """One more call of a benchmarked program under `jax.profiler.trace`: the kernels and
+    their times, to see what limits it."""
+    with jax.profiler.trace(directory):
+        jax.block_until_ready(call())
