@@ -145,11 +145,11 @@ def _torch_modes(args) -> list[str]:
     return modes
 
 
-def _torch_rows(args, task: str, batch: int) -> list[dict]:
+def _torch_rows(args, modes: list[str], task: str, batch: int) -> list[dict]:
     from benchmarks import jaxgen_bench, torch_ref
 
     rows = []
-    for mode in _torch_modes(args):
+    for mode in modes:
         if task == "sample":
             steps = args.steps or jaxgen_bench.load_config(
                 "unet-cifar10", None, [], args.dtype, None).sample.steps
@@ -200,12 +200,12 @@ def _run(args, argv) -> int:
     else:
         tasks = ["sample", "train"] if args.command == "all" else [args.command]
         batches, counts = [args.batch], [args.devices]
-    _torch_modes(args)
+    modes = _torch_modes(args)
     rows = []
     for task in tasks:
         rows += _jaxgen_rows(args, task, batches, counts)
         for batch in batches:
-            rows += _torch_rows(args, task, batch)
+            rows += _torch_rows(args, modes, task, batch)
     _mfu(rows, args)
     environment = harness.environment(argv)
     if args.out:

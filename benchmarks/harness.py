@@ -16,17 +16,19 @@ from collections.abc import Callable
 import jax
 
 
-def timed(call: Callable[[], object], repeats: int, calls: int = 1) -> dict:
-    """Times `call()` (which returns arrays): one warm-up, then `repeats` x `calls` calls."""
+def timed(call: Callable[[], object], repeats: int, calls: int = 1,
+          wait: Callable[[object], object] = jax.block_until_ready) -> dict:
+    """Times `call()`: one warm-up, then `repeats` x `calls` calls, each repeat ended by
+    `wait(last output)` (JAX's `block_until_ready`; PyTorch passes its device sync)."""
     if repeats < 1 or calls < 1:
         raise ValueError(f"repeats and calls must be >= 1, got {repeats} and {calls}")
-    jax.block_until_ready(call())  # warm-up: first-call allocations, autotuning
+    wait(call())  # warm-up: first-call allocations, autotuning
     per_call = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         for _ in range(calls):
             out = call()
-        jax.block_until_ready(out)
+        wait(out)
         per_call.append((time.perf_counter() - t0) / calls)
     return {"seconds_median": statistics.median(per_call), "seconds_min": min(per_call),
             "seconds_max": max(per_call), "repeats": repeats, "calls_per_repeat": calls}

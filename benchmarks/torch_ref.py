@@ -9,8 +9,9 @@ classifier-free guidance as one forward over the doubled batch when a scale is g
 Needs `pip install -e ".[bench]"` (torch, diffusers).
 """
 
-import statistics
 import time
+
+from benchmarks import harness
 
 DDPM_CIFAR10 = dict(
     sample_size=32, in_channels=3, out_channels=3, layers_per_block=2,
@@ -52,7 +53,8 @@ def forward_flops(model, batch: int, num_classes: int = 0) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    x, t, labels = _inputs(batch, num_classes, torch.float32, "cpu")
+    weight = next(model.parameters())
+    x, t, labels = _inputs(batch, num_classes, weight.dtype, weight.device)
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
         model(x, t, class_labels=labels)
@@ -68,21 +70,7 @@ def _inputs(batch, num_classes, dtype, device):
     return x, t, labels
 
 
-def _timed(call, sync, repeats, calls=1):
-    call()  # warm-up (after the compile, which the caller timed)
-    sync()
-    per_call = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            call()
-        sync()
-        per_call.append((time.perf_counter() - t0) / calls)
-    return {"seconds_median": statistics.median(per_call), "seconds_min": min(per_call),
-            "seconds_max": max(per_call), "repeats": repeats, "calls_per_repeat": calls}
-
-
-def _setup(dtype: str, mode: str, num_classes: int):
+def _setup(mode: str, num_classes: int):
     import torch
     from diffusers.utils import logging
 
@@ -94,7 +82,7 @@ def _setup(dtype: str, mode: str, num_classes: int):
     torch.manual_seed(0)
     model = ddpm_unet(num_classes).to(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    return torch, device, model, sync
+    return torch, device, model, lambda _: sync()
 
 
 def bench_sample(batch: int, steps: int, dtype: str = "fp32", mode: str = "eager",
@@ -103,7 +91,8 @@ def bench_sample(batch: int, steps: int, dtype: str = "fp32", mode: str = "eager
     from diffusers import DDIMScheduler
 
     num_classes = 0 if guidance is None else 10
-    torch, device, model, sync = _setup(dtype, mode, num_classes)
+    torch, device, model, sync = _setup(mode, num_classes)
+    flops = steps * forward_flops(model, batch * (1 if guidance is None else 2), num_classes)
     torch_dtype = getattr(torch, DTYPES[dtype])
     model = model.to(torch_dtype).eval()
     net = torch.compile(model) if mode == "compile" else model
@@ -129,17 +118,14 @@ def bench_sample(batch: int, steps: int, dtype: str = "fp32", mode: str = "eager
         return x
 
     t0 = time.perf_counter()
-    sample()  # the first call compiles under torch.compile
-    sync()
+    sync(sample())  # the first call compiles under torch.compile
     compile_s = time.perf_counter() - t0
-    timing = _timed(sample, sync, repeats)
+    timing = harness.timed(sample, repeats, wait=sync)
     return {"task": "sample", "batch": batch, "devices": 1, "sampler": "ddim", "steps": steps,
             "guidance": guidance, "nfe": steps, **timing, "compile_seconds": compile_s,
             "images_per_second": batch / timing["seconds_median"],
             "parameters": parameter_count(model),
-            "flops_per_call": steps * forward_flops(ddpm_unet(num_classes),
-                                                    batch * (1 if guidance is None else 2),
-                                                    num_classes),
+            "flops_per_call": flops,
             **_memory(torch, device)}
 
 
@@ -147,7 +133,8 @@ def bench_train(batch: int, dtype: str = "fp32", mode: str = "eager", repeats: i
                 calls: int = 5) -> dict:
     """Steps/s of one DDPM training step (epsilon MSE at uniform timesteps, Adam with gradient
     clipping, as jaxgen's step): bf16 is autocast over fp32 weights, as jaxgen's bf16 compute."""
-    torch, device, model, sync = _setup(dtype, mode, 0)
+    torch, device, model, sync = _setup(mode, 0)
+    forward = forward_flops(model, batch)
     model.train()
     net = torch.compile(model) if mode == "compile" else model
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
@@ -169,16 +156,15 @@ def bench_train(batch: int, dtype: str = "fp32", mode: str = "eager", repeats: i
         return loss
 
     t0 = time.perf_counter()
-    step()
-    sync()
+    sync(step())
     compile_s = time.perf_counter() - t0
-    timing = _timed(step, sync, repeats, calls)
+    timing = harness.timed(step, repeats, calls, wait=sync)
     return {"task": "train", "batch": batch, "devices": 1, **timing,
             "compile_seconds": compile_s, "steps_per_second": 1.0 / timing["seconds_median"],
             "examples_per_second": batch / timing["seconds_median"],
             "parameters": parameter_count(model),
             # forward + backward: 3x the forward's FLOPs, the usual count (Kaplan et al. 2020)
-            "flops_per_call": 3 * forward_flops(ddpm_unet(), batch), **_memory(torch, device)}
+            "flops_per_call": 3 * forward, **_memory(torch, device)}
 
 
 def _memory(torch, device) -> dict:
