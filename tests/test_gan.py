@@ -118,9 +118,10 @@ def test_stop_and_resume_is_bit_identical(tmp_path):
 
 
 def test_gan_learns_the_ring(tmp_path):
-    """300 steps take the generator's samples from a blob at the origin to the ring: the energy
-    distance to held-out points falls at least fourfold."""
-    config = helpers.tiny_gan_config("steps=300", "checkpoint_every=300", "log_every=100",
+    """400 steps take the generator's samples from a blob at the origin to the ring: the energy
+    distance to held-out points falls at least fourfold (8x measured; at 300 steps it is 3x
+    with jax 0.10, the players still circling)."""
+    config = helpers.tiny_gan_config("steps=400", "checkpoint_every=400", "log_every=100",
                                      "model.g_hidden=(64, 64)", "model.d_hidden=(64, 64)")
     _, held_out, _ = data.load_arrays("ring8", "test")
     objective = objectives.make(config)
