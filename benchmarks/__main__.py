@@ -22,7 +22,7 @@ import sys
 
 
 def _common(parser, task: str) -> None:
-    parser.add_argument("--model", help="unet-cifar10 | unet-mnist | vae | dcgan")
+    parser.add_argument("--model", help="unet-cifar10 | unet-mnist | vae | dcgan | ldm")
     parser.add_argument("--config", help="any experiment config instead of --model")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, as for `python -m jaxgen train`")

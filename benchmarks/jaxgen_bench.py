@@ -12,6 +12,7 @@ import ml_collections
 from benchmarks import harness
 from jaxgen import config as config_lib
 from jaxgen import parallel
+from jaxgen.data import text
 from jaxgen.train import make_objective
 from jaxgen.train.loop import jit_train_step
 from jaxgen.train.state import state_layout
@@ -25,6 +26,9 @@ MODELS = {
     "unet-mnist": ("diffusion_mnist5k.py", []),
     "vae": ("vae_mnist.py", []),
     "dcgan": ("dcgan_cifar10.py", []),
+    # Text-to-image: the CPU latent diffusion pipeline (text tower, U-Net over the 7x7x4
+    # latents, autoencoder decoder), random weights: the pretrained runs are not read.
+    "ldm": ("ldm_mnist5k.py", []),
 }
 DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
@@ -91,7 +95,13 @@ def bench_sample(config, batch: int, *, sampler: str | None = None, steps: int |
     data = parallel.batch_sharding(mesh)
     row = {"task": "sample", "batch": batch, "devices": mesh.size,
            "parameters": parameter_count(params)}
-    if config.family == "diffusion":
+    if config.family == "ldm":
+        row.update(_ldm_sample(objective, params, config, batch, data, key, sampler, steps,
+                               guidance))
+        generate, args, kwargs = row.pop("program")
+        compiled, compile_s = harness.compile_timed(generate, *args, **kwargs)
+        run = lambda: compiled(*args)  # noqa: E731
+    elif config.family == "diffusion":
         sampler = sampler or config.sample.sampler
         steps = steps or config.sample.steps
         shape = (batch, *objective.data_shape)
@@ -129,6 +139,33 @@ def bench_sample(config, batch: int, *, sampler: str | None = None, steps: int |
     return row
 
 
+def _ldm_sample(objective, params, config, batch, data, key, sampler, steps, guidance):
+    """Prompt tokens in, decoded images out: the text tower once, the U-Net at every sampler
+    step (on the doubled batch with guidance, whose unconditional branch is the empty
+    prompt), the decoder once. FLOPs add the three, the U-Net's times its evaluations."""
+    sampler = sampler or config.sample.sampler
+    steps = steps or config.sample.steps
+    tokens = jax.device_put(objective.prompt_tokens(tuple(config.ldm.prompts), batch), data)
+    scale = None if guidance is None else jnp.float32(guidance)
+    generate = jax.jit(objective.generate_images, static_argnames=("sampler", "steps"),
+                       out_shardings=data)
+    branches = 1 if guidance is None else 2
+    latents = jax.ShapeDtypeStruct((branches * batch, *objective.data_shape), jnp.float32)
+    context = jax.eval_shape(objective.context, params, tokens)
+    context = jax.ShapeDtypeStruct((branches * batch, *context.shape[1:]), context.dtype)
+    t = jnp.zeros((branches * batch,), jnp.float32)
+    unet = harness.flops(lambda p, x, t, c: objective.denoiser(p)(x, t, c), params, latents, t,
+                         context)
+    text = harness.flops(objective.context, params, tokens)
+    decode = harness.flops(objective.decode_latents, params,
+                           jax.ShapeDtypeStruct((batch, *objective.data_shape), jnp.float32))
+    nfe = number_of_evaluations(objective, sampler, steps)
+    return {"sampler": sampler, "steps": steps, "guidance": guidance, "nfe": nfe,
+            "flops_per_call": unet * nfe + text * branches + decode,
+            "program": (generate, (params, tokens, key, scale, None),
+                        {"sampler": sampler, "steps": steps})}
+
+
 def bench_train(config, batch: int, *, devices: int | None = None, repeats: int = 5,
                 calls: int = 5) -> dict:
     """Steps/s and examples/s of the engine's jitted, sharded train step at global batch
@@ -140,14 +177,20 @@ def bench_train(config, batch: int, *, devices: int | None = None, repeats: int 
     key = jax.random.PRNGKey(0)
     abstract, shardings = state_layout(objective, mesh, config.mesh.min_fsdp_size)
     state = jax.jit(objective.init_state, out_shardings=shardings)(key)
-    images = jax.random.uniform(key, (batch, *config.model.data_shape), minval=-1.0)
+    image_shape = (config.ldm.autoencoder.model.data_shape if config.family == "ldm"
+                   else config.model.data_shape)
+    images = jax.random.uniform(key, (batch, *image_shape), minval=-1.0)
     labels = jnp.arange(batch, dtype=jnp.int32) % max(int(config.model.get("num_classes", 0)), 1)
-    train_batch = parallel.shard_batch({"image": images, "label": labels}, mesh)
+    host_batch = {"image": images, "label": labels}
+    if config.data.get("text_length"):  # CLIP and latent diffusion train on caption tokens
+        host_batch["text"] = jax.random.randint(key, (batch, config.data.text_length), 0,
+                                                text.VOCAB_SIZE, jnp.int32)
+    train_batch = parallel.shard_batch(host_batch, mesh)
     step = jit_train_step(objective, mesh, shardings)
     compiled, compile_s = harness.compile_timed(step, state, train_batch)
     step_flops = harness.flops(objective.step, abstract,
-                               {"image": jax.ShapeDtypeStruct(images.shape, images.dtype),
-                                "label": jax.ShapeDtypeStruct(labels.shape, labels.dtype)}, key)
+                               {k: jax.ShapeDtypeStruct(v.shape, v.dtype)
+                                for k, v in host_batch.items()}, key)
 
     holder = [state]
 

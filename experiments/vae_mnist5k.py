@@ -21,6 +21,7 @@ def get_config() -> ml_collections.ConfigDict:
                 "kind": "mlp",
                 "data_shape": (28, 28, 1),
                 "latent_dim": 16,
+                "latent_channels": 4,  # kind "spatial": the latent grid's channels
                 "channels": (16, 32),
                 "hidden": 256,
                 "mlp_hidden": (512, 256),

@@ -1,4 +1,5 @@
-"""`python -m jaxgen train|sample|interpolate|arith|eval|demo`: the library from a shell."""
+"""`python -m jaxgen train|sample|generate|interpolate|arith|eval|demo`: the library from a
+shell."""
 
 import argparse
 import json
@@ -124,6 +125,26 @@ def _diffusion_samples(run, args, key):
     return np.clip(np.asarray(images), -1.0, 1.0), labels
 
 
+def _generate(args) -> None:
+    import numpy as np
+
+    from jaxgen import viz
+    from jaxgen.pipeline import TextToImage
+
+    pipe = TextToImage.from_run(args.run)
+    num = args.num or len(args.prompts)
+    images = pipe(args.prompts, num, guidance=args.guidance, interval=args.interval,
+                  seed=args.seed, sampler=args.sampler, steps=args.steps)
+    out = Path(args.out) if args.out else Path(args.run) / "generated.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ncols = len(args.prompts) if 1 < len(args.prompts) <= 16 else None  # a prompt per column
+    viz.save_png(viz.image_grid(images.astype(np.float32) / 127.5 - 1.0, ncols=ncols), out)
+    np.savez(out.with_suffix(".npz"), images=images,
+             prompts=np.array([args.prompts[i % len(args.prompts)] for i in range(num)]))
+    print(f"wrote {num} images of {len(args.prompts)} prompt(s) to {out} (uint8 arrays and "
+          f"their prompts in {out.with_suffix('.npz')})")
+
+
 def _interpolate(args) -> None:
     import jax
     import numpy as np
@@ -168,6 +189,10 @@ def _eval(args) -> dict:
         return _eval_gan(run, args)
     if cfg.family == "diffusion":
         return _eval_diffusion(run, args)
+    if cfg.family == "clip":
+        return _eval_clip(run, args)
+    if cfg.family == "ldm":
+        return _eval_ldm(run, args)
     _, images, _ = data.load_arrays(cfg.data.name, cfg.eval.split, seed=cfg.seed,
                                     data_dir=cfg.data.data_dir)
     images = images[: args.num_examples or cfg.eval.num_examples]
@@ -225,6 +250,44 @@ def _eval_diffusion(run, args) -> dict:
                           args.num_examples or cfg.eval.num_samples, args.seed)
     metrics = {"rows": rows, "step": int(run.state.step), "seconds": time.perf_counter() - t0,
                "dataset": cfg.data.name, "classifier_test_accuracy": classifier.test_accuracy}
+    Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _eval_clip(run, args) -> dict:
+    from jaxgen.eval.clip import evaluate
+
+    cfg = run.config
+    t0 = time.perf_counter()
+    metrics = evaluate(run.objective, run.params, cfg.data.name, cfg.eval.split, seed=cfg.seed,
+                       data_dir=cfg.data.data_dir)
+    metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
+                   dataset=cfg.data.name, split=cfg.eval.split, loss=cfg.model.loss)
+    Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _eval_ldm(run, args) -> dict:
+    from jaxgen import data
+    from jaxgen.eval.classifier import load_or_train
+    from jaxgen.eval.ldm import prompt_following, real_spread
+    from jaxgen.pipeline import TextToImage
+
+    cfg = run.config
+    classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
+    t0 = time.perf_counter()
+    rows = prompt_following(TextToImage(run), classifier, list(cfg.eval.guidance),
+                            args.num_examples or cfg.eval.num_per_prompt, args.seed,
+                            dataset=cfg.data.name, data_seed=cfg.seed)
+    _, test_images, test_labels = data.load_arrays(cfg.data.name, cfg.eval.split,
+                                                   seed=cfg.seed, data_dir=cfg.data.data_dir)
+    metrics = {"rows": rows, "real_spread": real_spread(test_images, test_labels),
+               "step": int(run.state.step), "seconds": time.perf_counter() - t0,
+               "dataset": cfg.data.name, "sampler": cfg.sample.sampler,
+               "sampler_steps": cfg.sample.steps,
+               "classifier_test_accuracy": classifier.test_accuracy}
     Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
     return metrics
@@ -336,6 +399,26 @@ def _parser() -> argparse.ArgumentParser:
                       "0..K-1 in turn)")
     sample.set_defaults(run_command=_sample)
 
+    gen = sub.add_parser("generate", help="text to image with a latent diffusion run",
+                         description="Draws images of one or more prompts (taken in turn, one "
+                         "per grid column) from a latent diffusion run, with classifier-free "
+                         "guidance against the empty prompt. Writes a PNG grid and an .npz "
+                         "of the uint8 images and their prompts. The same --seed gives the "
+                         "same images.")
+    gen.add_argument("prompts", nargs="+", metavar="PROMPT", help='e.g. "a thin seven"')
+    gen.add_argument("--run", default="runs/ldm_mnist5k", help="the latent diffusion run "
+                     "(default: %(default)s)")
+    gen.add_argument("--num", type=int, help="images in all (default: one per prompt)")
+    gen.add_argument("--guidance", type=float, metavar="W", help="guidance scale w (default: "
+                     "the run's sample.guidance; 0: the conditional model alone)")
+    gen.add_argument("--interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
+                     help="guide only where sigma/alpha is in (LOW, HIGH]")
+    gen.add_argument("--sampler", choices=("ddim", "ddpm", "dpm_solver", "euler", "heun"))
+    gen.add_argument("--steps", type=int, help="sampler steps (default: the run's)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--out", help="output PNG (default: RUN/generated.png)")
+    gen.set_defaults(run_command=_generate)
+
     interp = sub.add_parser("interpolate", help="interpolate between test images in latent space",
                             description="Encodes pairs of test images and decodes the path "
                             "between their codes (one strip per pair, PNG), plus a latent "
@@ -358,7 +441,11 @@ def _parser() -> argparse.ArgumentParser:
                         "points and spread around the curve. Class-conditional diffusion: for each "
                         "guidance scale in the config's eval.guidance, the classifier's accuracy "
                         "on the requested class and the Frechet distance of its features to the "
-                        "test split. Writes eval.json in the run directory.")
+                        "test split. CLIP: zero-shot and linear-probe accuracy on the test "
+                        "split, and attribute agreement. Latent diffusion: for each guidance "
+                        "scale in eval.guidance, the classifier's accuracy on the digit each "
+                        "prompt names and the agreement of the measured thickness and size with "
+                        "the prompted ones. Writes eval.json in the run directory.")
     ev.add_argument("--run", required=True, help="the run directory")
     ev.add_argument("--iwae-samples", type=int, help="K (default: the config's eval.iwae_samples)")
     ev.add_argument("--num-examples", type=int,

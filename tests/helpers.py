@@ -145,3 +145,62 @@ TINY_DIFFUSION = [
 
 def tiny_diffusion_config(*overrides: str):
     return config_lib.override(config_lib.load(DIFFUSION_CONFIG), [*TINY_DIFFUSION, *overrides])
+
+
+CLIP_CONFIG = ROOT / "experiments" / "clip_mnist5k.py"
+
+# Narrow towers on the real digits and their measured captions.
+TINY_CLIP = [
+    "model.embed_dim=16",
+    "model.text_width=16",
+    "model.text_depth=1",
+    "model.text_heads=2",
+    "model.image_channels=(8, 16)",
+    "batch_size=32",
+    "steps=20",
+    "log_every=5",
+    "checkpoint_every=10",
+    "data.num_threads=1",
+]
+
+
+def tiny_clip_config(*overrides: str):
+    return config_lib.override(config_lib.load(CLIP_CONFIG), [*TINY_CLIP, *overrides])
+
+
+AUTOENCODER_CONFIG = ROOT / "experiments" / "autoencoder_mnist5k.py"
+LDM_CONFIG = ROOT / "experiments" / "ldm_mnist5k.py"
+
+TINY_AUTOENCODER = [
+    "model.channels=(8, 16)",
+    "model.latent_channels=2",
+    "batch_size=16",
+    "steps=2",
+    "log_every=1",
+    "checkpoint_every=2",
+    "sample_every=0",
+    "data.num_threads=1",
+]
+
+
+def tiny_autoencoder_config(*overrides: str):
+    return config_lib.override(config_lib.load(AUTOENCODER_CONFIG),
+                               [*TINY_AUTOENCODER, *overrides])
+
+
+# A narrow text-conditioned U-Net over the tiny autoencoder's 7x7x2 latents, conditioned on the
+# tiny CLIP text tower.
+TINY_LDM = [
+    *(f"ldm.autoencoder.{o}" for o in TINY_AUTOENCODER if o.startswith("model.")),
+    *(f"ldm.text.{o}" for o in TINY_CLIP if o.startswith("model.")),
+    "model.data_shape=(7, 7, 2)", "model.context_dim=16", "model.channels=8",
+    "model.num_heads=2", "batch_size=16", "steps=20", "log_every=5", "checkpoint_every=20",
+    "sample_every=0", "sample.steps=3", "data.num_threads=1",
+]
+
+
+def tiny_ldm_config(autoencoder_run, text_run, *overrides: str):
+    """TINY_LDM, its frozen parts read from the runs `autoencoder_run` and `text_run`."""
+    return config_lib.override(config_lib.load(LDM_CONFIG), [
+        *TINY_LDM, f"ldm.autoencoder_run={str(autoencoder_run)!r}",
+        f"ldm.text_run={str(text_run)!r}", *overrides])

@@ -60,6 +60,22 @@ def test_sample_rows_count_model_flops_per_evaluation(tmp_path):
     assert "dpm_solver-3, w=2" in table and table.count("\n") == 4
 
 
+def test_latent_diffusion_rows_time_prompt_to_image(tmp_path):
+    """`--model ldm`: text tower, U-Net steps and decoder in one program; guidance doubles
+    the U-Net's and the text tower's work, not the decoder's."""
+    out = tmp_path / "cpu.json"
+    tiny = [item for o in helpers.TINY_LDM for item in ("--set", o)]
+    for guidance in ([], ["--guidance", "4"]):
+        assert main(["sample", "--model", "ldm", *tiny, "--batch", "8", "--steps", "2",
+                     "--repeats", "1", "--no-peak", *guidance, "--out", str(out)]) == 0
+    assert main(["train", "--model", "ldm", *tiny, "--batch", "8", "--repeats", "1",
+                 "--calls", "1", "--no-peak", "--out", str(out)]) == 0
+    plain, guided, step = json.loads(out.read_text())["rows"]
+    assert plain["nfe"] == guided["nfe"] == 2 and plain["images_per_second"] > 0
+    assert plain["flops_per_call"] < guided["flops_per_call"] < 2 * plain["flops_per_call"]
+    assert step["task"] == "train" and step["flops_per_call"] > 0
+
+
 def test_train_rows(tmp_path):
     out = tmp_path / "cpu.json"
     assert main(["train", "--model", "vae", "--batch", "16", "--repeats", "2", "--calls", "2",

@@ -1,5 +1,6 @@
-"""Datasets by name, fed through Grain."""
+"""Datasets by name, fed through Grain; captions and their byte tokens."""
 
+from jaxgen.data import captions, text
 from jaxgen.data.pipeline import train_iterator
 from jaxgen.data.sources import (
     DatasetInfo,
@@ -16,6 +17,8 @@ __all__ = [
     "UnknownDatasetError",
     "known_names",
     "load",
+    "captions",
     "load_arrays",
+    "text",
     "train_iterator",
 ]

@@ -14,8 +14,12 @@ index, so a caption set is reproducible.
 """
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
+
+from jaxgen.data import sources
+from jaxgen.data.text import tokenize
 
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # level 0, 1, 2 of each attribute; level 1 (the middle third) is not mentioned
@@ -133,3 +137,90 @@ def captions(labels: np.ndarray, levels: dict[str, np.ndarray], seed: int = 0) -
     templates = np.random.default_rng(seed).integers(0, len(TEMPLATES), len(labels))
     return [caption(int(label), {name: int(v[i]) for name, v in levels.items()},
                     int(templates[i])) for i, label in enumerate(labels)]
+
+
+ATTRIBUTES = tuple(WORDS)  # the order of an example's "levels"
+
+
+class CaptionedSource:
+    """Random access over in-memory arrays of equal length: example i is {key: array[i]}."""
+
+    def __init__(self, **arrays: np.ndarray):
+        lengths = {len(a) for a in arrays.values()}
+        if len(lengths) != 1:
+            sizes = {key: len(array) for key, array in arrays.items()}
+            raise ValueError(f"arrays of unequal lengths: {sizes}")
+        self.arrays = arrays
+
+    def __len__(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        return {key: array[index] for key, array in self.arrays.items()}
+
+
+def digit_captions(name: str, split: str, *, seed: int = 0, data_dir: str | None = None,
+                   download: bool = False) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+    """(images, labels, captions, levels [N, 3] in ATTRIBUTES order) of a digit dataset's split,
+    with the attribute bins fitted on its training split whichever split is asked for."""
+    info, train_images, train_labels = sources.load_arrays(name, "train", seed=seed,
+                                                           data_dir=data_dir, download=download)
+    if info.num_classes != 10 or info.shape[-1] != 1:
+        raise ValueError(
+            f"{name} is not a digit dataset (10 classes of one-channel images), so its captions "
+            "cannot be measured from the pixels; use a digit set (mnist5k, digits, tfds:mnist) "
+            "or a TFDS dataset with a 'captions' feature (tfds:coco_captions@64).")
+    bins = AttributeBins.fit(measure(train_images), train_labels)
+    if split == "train":
+        images, labels = train_images, train_labels
+    else:
+        _, images, labels = sources.load_arrays(name, split, seed=seed, data_dir=data_dir,
+                                                download=download)
+    levels = bins.levels(measure(images), labels)
+    return (images, labels, captions(labels, levels, seed),
+            np.stack([levels[a] for a in ATTRIBUTES], axis=1).astype(np.int32))
+
+
+def tfds_caption_transform(base: Callable, seed: int, text_length: int) -> Callable:
+    """Adds one of the example's own captions (COCO has five per image), picked from
+    (seed, image id) so the choice is reproducible."""
+
+    def transform(example: dict) -> dict[str, np.ndarray]:
+        out = base(example)
+        texts = np.asarray(example["captions"]["text"]).reshape(-1)
+        key = int(np.asarray(example.get("image/id", 0)))
+        pick = int(np.random.default_rng([seed, key]).integers(len(texts))) if len(texts) else 0
+        text = texts[pick].decode("utf-8") if len(texts) else ""
+        out["text"] = tokenize(text, text_length)[0]
+        return out
+
+    return transform
+
+
+def load(name: str, split: str = "train", *, seed: int = 0, text_length: int = 64,
+         data_dir: str | None = None, download: bool = False):
+    """(info, source, transform) as `sources.load` gives, each example also carrying "text":
+    int32 [text_length] byte tokens of its caption.
+
+    A TFDS dataset with a `captions` feature (tfds:coco_captions@64) gives its real captions;
+    a digit dataset gives captions measured from the pixels (and "levels" [3], the attribute
+    levels they state, for scoring prompt following).
+    """
+    if name.startswith("tfds:"):
+        info, source, transform = sources.load(name, split, seed=seed, data_dir=data_dir,
+                                               download=download)
+        if _has_captions_feature(name, data_dir):
+            return info, source, tfds_caption_transform(transform, seed, text_length)
+    images, labels, texts, levels = digit_captions(name, split, seed=seed, data_dir=data_dir,
+                                                   download=download)
+    info = sources.DatasetInfo(name, tuple(images.shape[1:]), 10, len(images))
+    source = CaptionedSource(image=images.astype(np.float32), label=labels.astype(np.int32),
+                             text=tokenize(texts, text_length), levels=levels)
+    return info, source, None
+
+
+def _has_captions_feature(name: str, data_dir: str | None) -> bool:
+    import tensorflow_datasets as tfds
+
+    base, _ = sources.split_size(name.removeprefix("tfds:"))
+    return "captions" in tfds.builder(base, data_dir=data_dir).info.features

@@ -9,7 +9,7 @@ same data as a run on one.
 import grain
 import jax
 
-from jaxgen.data import sources
+from jaxgen.data import captions, sources
 
 
 def train_iterator(
@@ -23,12 +23,14 @@ def train_iterator(
     process_count: int | None = None,
     num_threads: int = 2,
     prefetch: int = 4,
+    text_length: int = 0,
 ) -> tuple[sources.DatasetInfo, grain.DatasetIterator]:
     """An endless, checkpointable iterator of this process's share of each global batch.
 
     Yields dicts of numpy arrays `image` [B/P, ...] and `label` [B/P]. Each epoch is a fresh
     permutation drawn from (seed, epoch). `get_state`/`set_state` (or Grain's Orbax handler)
-    save and restore the position.
+    save and restore the position. `text_length` > 0 adds each example's caption as `text`
+    [B/P, text_length] int32 byte tokens (see `captions.load`).
     """
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
@@ -36,8 +38,12 @@ def train_iterator(
         raise ValueError(
             f"batch size {global_batch_size} is not divisible by the {process_count} processes."
         )
-    info, source, transform = sources.load(name, "train", seed=seed, data_dir=data_dir,
-                                           download=download)
+    if text_length:
+        info, source, transform = captions.load(name, "train", seed=seed, data_dir=data_dir,
+                                                download=download, text_length=text_length)
+    else:
+        info, source, transform = sources.load(name, "train", seed=seed, data_dir=data_dir,
+                                               download=download)
     if info.size < global_batch_size:
         raise ValueError(f"{name} has {info.size} training examples, fewer than one batch.")
     dataset = grain.MapDataset.source(source)

@@ -115,7 +115,7 @@ def known_names() -> list[str]:
     ]
 
 
-def _split_size(name: str) -> tuple[str, int | None]:
+def split_size(name: str) -> tuple[str, int | None]:
     """`celeb_a@64` -> ("celeb_a", 64); `mnist` -> ("mnist", None)."""
     base, sep, size = name.partition("@")
     if not sep:
@@ -212,7 +212,7 @@ def load(name: str, split: str = "train", *, seed: int = 0, data_dir: str | None
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     if name.startswith("tfds:"):
-        base, size = _split_size(name.removeprefix("tfds:"))
+        base, size = split_size(name.removeprefix("tfds:"))
         source, shape, num_classes = _tfds(base, split, data_dir, download, size)
         transform = _tfds_transform(size, has_label=num_classes > 0)
         return DatasetInfo(name, shape, num_classes, len(source)), source, transform

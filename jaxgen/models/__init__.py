@@ -7,7 +7,7 @@ from jaxgen.models.gan import (
     MlpGenerator,
     pack_samples,
 )
-from jaxgen.models.vae import ConvVAE, MlpVAE, reparameterize
+from jaxgen.models.vae import ConvVAE, MlpVAE, SpatialVAE, reparameterize
 
 __all__ = [
     "ConvVAE",
@@ -16,6 +16,7 @@ __all__ = [
     "MlpDiscriminator",
     "MlpGenerator",
     "MlpVAE",
+    "SpatialVAE",
     "pack_samples",
     "reparameterize",
 ]

@@ -1,6 +1,6 @@
-"""CLIP-style encoders (Radford et al. 2021): a byte-level tokenizer that needs no download, a
-small transformer text encoder, a convolutional image encoder, and the pair with its learnable
-logit scale.
+"""CLIP-style encoders (Radford et al. 2021): a small transformer text encoder over the byte
+tokens of `jaxgen.data.text` (re-exported here), a convolutional image encoder, and the pair
+with its learnable logit scale.
 
 The text encoder returns both the pooled, projected embedding (for the contrastive loss and
 zero-shot classification) and the per-token features (the context a denoiser cross-attends to
@@ -9,38 +9,13 @@ in latent diffusion, as Stable Diffusion uses CLIP's last hidden states).
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
+from jaxgen.data.text import BOS, EOS, PAD, VOCAB_SIZE, detokenize, tokenize
 from jaxgen.models.layers import Attention
 
-PAD, BOS, EOS = 0, 1, 2
-BYTE_OFFSET = 3
-VOCAB_SIZE = 256 + BYTE_OFFSET
-
-
-def tokenize(texts: list[str] | str, max_length: int = 64) -> np.ndarray:
-    """UTF-8 bytes as tokens: [N, max_length] int32, BOS text EOS then PAD. Longer texts are
-    cut (their EOS kept), as CLIP's tokenizer truncates at its context length."""
-    if isinstance(texts, str):
-        texts = [texts]
-    if max_length < 3:
-        raise ValueError(f"max_length must leave room for BOS, a byte and EOS, got {max_length}")
-    tokens = np.full((len(texts), max_length), PAD, np.int32)
-    for i, text in enumerate(texts):
-        body = [b + BYTE_OFFSET for b in text.encode("utf-8")][: max_length - 2]
-        tokens[i, : len(body) + 2] = [BOS, *body, EOS]
-    return tokens
-
-
-def detokenize(tokens: np.ndarray) -> list[str]:
-    """The texts back from `tokenize`'s tokens (cut ones as cut)."""
-    texts = []
-    for row in np.asarray(tokens):
-        body = bytes(int(t) - BYTE_OFFSET for t in row if t >= BYTE_OFFSET)
-        texts.append(body.decode("utf-8", errors="replace"))
-    return texts
-
+__all__ = ["BOS", "CLIP", "EOS", "PAD", "VOCAB_SIZE", "ImageEncoder", "TextEncoder",
+           "detokenize", "tokenize"]
 
 class _Block(nnx.Module):
     """Pre-LayerNorm transformer block: self-attention, then a GELU MLP, each residual."""

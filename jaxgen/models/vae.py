@@ -144,3 +144,83 @@ class MlpVAE(_VAE):
         for layer in self.decoder:
             h = nnx.swish(layer(h))
         return self.dec_out(h).astype(jnp.float32).reshape(z.shape[0], *self.data_shape)
+
+
+class _ResBlock(nnx.Module):
+    """GroupNorm, swish, 3x3 conv, twice, plus the input."""
+
+    def __init__(self, channels: int, dtype, rngs: nnx.Rngs):
+        groups = min(8, channels)
+        self.norm1 = nnx.GroupNorm(channels, num_groups=groups, dtype=dtype, rngs=rngs)
+        self.conv1 = nnx.Conv(channels, channels, (3, 3), dtype=dtype, rngs=rngs)
+        self.norm2 = nnx.GroupNorm(channels, num_groups=groups, dtype=dtype, rngs=rngs)
+        self.conv2 = nnx.Conv(channels, channels, (3, 3), dtype=dtype, rngs=rngs)
+
+    def __call__(self, x):
+        h = self.conv1(nnx.swish(self.norm1(x)))
+        return x + self.conv2(nnx.swish(self.norm2(h)))
+
+
+class SpatialVAE(_VAE):
+    """A fully convolutional VAE whose latent is a grid [H / 2**n, W / 2**n, latent_channels]
+    (n = len(channels)), the first stage of latent diffusion (Rombach et al. 2022): trained with
+    a small KL weight it is close to an autoencoder whose latents a denoiser can model.
+
+    `encode`/`decode` speak flat latents [B, D] (D = the grid's size), like the other VAEs, so
+    the ELBO, IWAE and latent-arithmetic code work on it unchanged; `encode_grid`/`decode_grid`
+    keep the grid, for a denoiser."""
+
+    def __init__(
+        self,
+        data_shape: tuple[int, int, int],
+        latent_channels: int = 4,
+        channels: tuple[int, ...] = (32, 64),
+        likelihood: str = "bernoulli",
+        dtype=jnp.float32,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        height, width, in_channels = data_shape
+        factor = 2 ** len(channels)
+        if height % factor or width % factor:
+            raise ValueError(f"SpatialVAE with {len(channels)} stride-2 stages needs H and W "
+                             f"divisible by {factor}; got {height}x{width}.")
+        self.latent_shape = (height // factor, width // factor, latent_channels)
+        super().__init__(data_shape, math.prod(self.latent_shape), likelihood)
+        conv = dict(dtype=dtype, rngs=rngs)
+        self.enc_in = nnx.Conv(in_channels, channels[0], (3, 3), **conv)
+        widths = (channels[0], *channels)
+        self.down = nnx.List([nnx.Conv(a, b, (3, 3), strides=(2, 2), **conv)
+                              for a, b in itertools.pairwise(widths)])
+        self.enc_blocks = nnx.List([_ResBlock(c, dtype, rngs) for c in channels])
+        self.enc_out = nnx.Conv(channels[-1], 2 * latent_channels, (1, 1), **conv)
+        self.dec_in = nnx.Conv(latent_channels, channels[-1], (3, 3), **conv)
+        self.dec_blocks = nnx.List([_ResBlock(c, dtype, rngs) for c in channels[::-1]])
+        up_widths = (*channels[::-1], channels[0])
+        self.up = nnx.List([ConvTranspose(a, b, (3, 3), strides=(2, 2), **conv)
+                            for a, b in itertools.pairwise(up_widths)])
+        self.dec_norm = nnx.GroupNorm(channels[0], num_groups=min(8, channels[0]), **conv)
+        self.dec_out = nnx.Conv(channels[0], in_channels, (3, 3), **conv)
+
+    def encode_grid(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Posterior mean and log-variance, each [B, *latent_shape]."""
+        self._check(x)
+        h = self.enc_in(x)
+        for down, block in zip(self.down, self.enc_blocks, strict=True):
+            h = block(nnx.swish(down(h)))
+        mean, log_var = jnp.split(self.enc_out(nnx.swish(h)).astype(jnp.float32), 2, axis=-1)
+        return mean, log_var
+
+    def decode_grid(self, z: jax.Array) -> jax.Array:
+        """Likelihood parameters [B, *data_shape] from latents [B, *latent_shape]."""
+        h = self.dec_in(z)
+        for block, up in zip(self.dec_blocks, self.up, strict=True):
+            h = nnx.swish(up(block(h)))
+        return self.dec_out(nnx.swish(self.dec_norm(h))).astype(jnp.float32)
+
+    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean, log_var = self.encode_grid(x)
+        return mean.reshape(x.shape[0], -1), log_var.reshape(x.shape[0], -1)
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        return self.decode_grid(z.reshape(z.shape[0], *self.latent_shape))

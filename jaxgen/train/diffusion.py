@@ -103,23 +103,27 @@ class DiffusionObjective:
         return jnp.where(drop, self.num_classes, labels)
 
     def loss(self, params, batch, key):
-        d = self.config.diffusion
-        x0 = batch["image"]
         t_key, noise_key, label_key, dropout_key = jax.random.split(key, 4)
-        noise = jax.random.normal(noise_key, x0.shape, x0.dtype)
         labels = self.drop_labels(label_key, batch["label"])
         fn = self.denoiser(params, dropout_key if self.config.model.dropout else None)
+        return self.denoising_loss(lambda x, t: fn(x, t, labels), batch["image"], t_key,
+                                   noise_key)
+
+    def denoising_loss(self, fn, x0, t_key, noise_key):
+        """The configured denoising loss of `fn(x_t, t) -> prediction` on clean data x0."""
+        d = self.config.diffusion
+        noise = jax.random.normal(noise_key, x0.shape, x0.dtype)
         batch_size = x0.shape[0]
         if self.flow:
             t = (losses.logit_normal_times(t_key, batch_size) if d.time_sampling == "logit_normal"
                  else jax.random.uniform(t_key, (batch_size,)))
-            loss, aux = losses.flow_matching_loss(
-                fn(losses.flow_interpolate(x0, noise, t), t, labels), x0, noise)
+            loss, aux = losses.flow_matching_loss(fn(losses.flow_interpolate(x0, noise, t), t),
+                                                  x0, noise)
         else:
             t = jax.random.randint(t_key, (batch_size,), 0, self.schedule.num_steps)
             alpha, sigma = self.schedule.alpha[t], self.schedule.sigma[t]
             x_t = losses.add_noise(x0, noise, alpha, sigma)
-            loss, aux = losses.diffusion_loss(fn(x_t, t, labels), x0, noise, alpha, sigma,
+            loss, aux = losses.diffusion_loss(fn(x_t, t), x0, noise, alpha, sigma,
                                               d.parameterization, d.weighting, d.snr_gamma)
         return loss, {"mse": jnp.mean(aux["mse"])}
 

@@ -112,7 +112,7 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
         info, data_iter = data.train_iterator(
             config.data.name, config.batch_size, seed=config.seed,
             data_dir=config.data.data_dir, download=config.data.download,
-            num_threads=config.data.num_threads,
+            num_threads=config.data.num_threads, text_length=config.data.get("text_length", 0),
         )
         objective = objectives.make(config, info)
         key = jax.random.PRNGKey(config.seed)
@@ -122,6 +122,8 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
             state = checkpointer.restore(with_shardings(abstract, shardings), data_iter)
         if state is None:
             state = jax.jit(objective.init_state, out_shardings=shardings)(key)
+            if hasattr(objective, "load_pretrained"):  # frozen parts from other runs
+                state = objective.load_pretrained(state, shardings)
         if is_main:
             workdir.mkdir(parents=True, exist_ok=True)
             (workdir / "config.json").write_text(config.to_json(indent=2))
@@ -138,7 +140,10 @@ def _loop(config, workdir, objective, mesh, shardings, state, data_iter, checkpo
     metrics_log = run.MetricsLog(workdir / "metrics.jsonl", enabled=is_main)
     metrics_log.drop_after(start)  # a resumed run logs the steps after `start` again
     step_fn = jit_train_step(objective, mesh, shardings)
-    sample_fn = jax.jit(objective.sample, static_argnums=2, out_shardings=parallel.replicated(mesh))
+    sample_fn = None  # an objective that draws nothing (CLIP) has no `sample`
+    if config.sample_every and hasattr(objective, "sample"):
+        sample_fn = jax.jit(objective.sample, static_argnums=2,
+                            out_shardings=parallel.replicated(mesh))
     single_process = jax.process_count() == 1
     shown = objective.progress_metrics
     compile_seconds, steps_per_second, stopped = 0.0, float("nan"), False
@@ -180,7 +185,7 @@ def _loop(config, workdir, objective, mesh, shardings, state, data_iter, checkpo
                     log.warning("Stop requested: saved a checkpoint at step %d and stopped.", done)
                     break
                 window_start = time.perf_counter()
-            if config.sample_every and done % config.sample_every == 0:
+            if sample_fn is not None and done % config.sample_every == 0:
                 _save_samples(sample_fn, state, workdir / "samples" / f"step_{done:07d}.png")
     if is_main and start < int(state.step):
         metrics_log.plot(workdir / "loss_curve.png")

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgen import losses
-from jaxgen.models import ConvVAE, MlpVAE
+from jaxgen.models import ConvVAE, MlpVAE, SpatialVAE
 from jaxgen.train.state import TrainState, compute_dtype, gradient_step, make_optimizer
 
 
@@ -15,9 +15,10 @@ def binarize(key: jax.Array, images: jax.Array) -> jax.Array:
 
 
 class VAEObjective:
-    """Config `model` fields: kind ("conv" | "mlp"), data_shape, latent_dim, channels, hidden,
-    mlp_hidden, likelihood ("bernoulli" | "gaussian"), beta, binarize (dynamic binarisation
-    for the Bernoulli likelihood).
+    """Config `model` fields: kind ("conv" | "mlp" | "spatial"), data_shape, latent_dim,
+    channels, hidden, mlp_hidden, likelihood ("bernoulli" | "gaussian"), beta, binarize
+    (dynamic binarisation for the Bernoulli likelihood); "spatial" (a latent grid, the
+    autoencoder of latent diffusion) reads latent_channels instead of latent_dim.
     """
 
     progress_metrics = ("loss",)  # shown on the progress bar
@@ -30,26 +31,33 @@ class VAEObjective:
         self.beta = model.beta
         self.tx = make_optimizer(config.optim, config.steps)
         self.ema_decay = config.ema_decay
-        self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: self.build(nnx.Rngs(0))))
+        abstract = nnx.eval_shape(lambda: self.build(nnx.Rngs(0)))
+        self.graphdef = nnx.graphdef(abstract)
+        self._latent_dim = abstract.latent_dim
+        self.latent_shape = getattr(abstract, "latent_shape", (abstract.latent_dim,))
 
     def build(self, rngs: nnx.Rngs):
         model = self.config.model
         common = dict(
             data_shape=tuple(model.data_shape),
-            latent_dim=model.latent_dim,
             likelihood=model.likelihood,
             dtype=compute_dtype(self.config.compute_dtype),
             rngs=rngs,
         )
+        if model.kind == "spatial":
+            return SpatialVAE(latent_channels=model.latent_channels,
+                              channels=tuple(model.channels), **common)
+        common["latent_dim"] = model.latent_dim
         if model.kind == "conv":
             return ConvVAE(channels=tuple(model.channels), hidden=model.hidden, **common)
         if model.kind == "mlp":
             return MlpVAE(hidden=tuple(model.mlp_hidden), **common)
-        raise ValueError(f"model.kind must be 'conv' or 'mlp', got {model.kind!r}")
+        raise ValueError(f"model.kind must be 'conv', 'mlp' or 'spatial', got {model.kind!r}")
 
     @property
     def latent_dim(self) -> int:
-        return self.config.model.latent_dim
+        """The size of a flat latent (a spatial VAE's grid, flattened)."""
+        return self._latent_dim
 
     def model(self, params):
         return nnx.merge(self.graphdef, params)
@@ -92,7 +100,7 @@ class VAEObjective:
 
     def sample(self, params, key: jax.Array, num: int) -> jax.Array:
         """`num` images from the prior, as means in [-1, 1] (sigmoid of logits, rescaled)."""
-        z = jax.random.normal(key, (num, self.config.model.latent_dim))
+        z = jax.random.normal(key, (num, self.latent_dim))
         return self.decode(params, z)
 
     def encode(self, params, images: jax.Array) -> tuple[jax.Array, jax.Array]:
