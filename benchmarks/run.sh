@@ -45,6 +45,10 @@ if [ "$DEVICES" -gt 1 ]; then
   run scale --model unet-cifar10 --task sample --steps "$STEPS" --batches "$SAMPLE_BATCH" \
       --device-counts "$COUNTS" --dtype "$DTYPE"
 fi
+# Text to image: prompt tokens to decoded images, guided against the empty prompt (the issue's
+# `generate` at batch 64), and the latent diffusion train step.
+run sample --model ldm --batch 64 --steps 50 --guidance 4 --dtype "$DTYPE"
+run train --model ldm --batch "$TRAIN_BATCH" --dtype "$DTYPE" --calls 3
 for model in unet-mnist vae dcgan; do
   run all --model "$model" --batch "$TRAIN_BATCH" --dtype "$DTYPE" --calls 3
 done
