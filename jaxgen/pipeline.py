@@ -7,14 +7,15 @@
 
 The same seed gives the same images, whatever the batch size: each image's noise comes from
 (seed, its index). Prompts, guidance and the noise interval are traced (changing them does not
-recompile); the sampler and its step count are static.
+recompile); the sampler and its step count are static. A batch that divides the device count
+is sharded over all devices.
 """
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen import viz
+from jaxgen import parallel, viz
 
 
 class TextToImage:
@@ -63,8 +64,12 @@ class TextToImage:
         tokens = self.objective.prompt_tokens(prompts, num)
         keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(
             jnp.arange(num))
-        images = [np.asarray(self._generate(self.run.params, tokens[i:i + batch_size],
-                                            keys[i:i + batch_size], guidance, interval,
-                                            sampler=sampler, steps=steps or config.steps))
-                  for i in range(0, num, batch_size)]
+        images = []
+        for i in range(0, num, batch_size):
+            chunk = (tokens[i:i + batch_size], keys[i:i + batch_size])
+            if len(chunk[0]) % self.run.mesh.size == 0:  # sharded over the batch
+                chunk = jax.device_put(chunk, parallel.batch_sharding(self.run.mesh))
+            images.append(np.asarray(self._generate(self.run.params, *chunk, guidance, interval,
+                                                    sampler=sampler,
+                                                    steps=steps or config.steps)))
         return viz.to_uint8(np.concatenate(images))

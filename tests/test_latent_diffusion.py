@@ -71,6 +71,11 @@ def test_pipeline_is_seeded_batch_independent_and_guided(runs):
     images = pipe(prompts, 4, guidance=2.0, seed=3)
     assert images.shape == (4, 28, 28, 1) and images.dtype == np.uint8
     np.testing.assert_array_equal(images, pipe(prompts, 4, guidance=2.0, seed=3, batch_size=2))
+    # 8 images at batch 8 are sharded over the 8 devices; at batch 4 they are not
+    sharded = pipe(prompts, 8, guidance=2.0, seed=3).astype(int)
+    np.testing.assert_allclose(sharded, pipe(prompts, 8, guidance=2.0, seed=3,
+                                             batch_size=4).astype(int), atol=1)
+    np.testing.assert_allclose(sharded[:4], images.astype(int), atol=1)
     assert not np.array_equal(images, pipe(prompts, 4, guidance=2.0, seed=4))
     assert not np.array_equal(images, pipe(prompts, 4, guidance=0.0, seed=3))
     with pytest.raises(ValueError, match="samples with one of"):
