@@ -140,9 +140,9 @@ def bench_sample(config, batch: int, *, sampler: str | None = None, steps: int |
 
 
 def _ldm_sample(objective, params, config, batch, data, key, sampler, steps, guidance):
-    """Prompt tokens in, decoded images out: the text tower once, the U-Net at every sampler
-    step (on the doubled batch with guidance, whose unconditional branch is the empty
-    prompt), the decoder once. FLOPs add the three, the U-Net's times its evaluations."""
+    """Prompt tokens in, decoded images out: the text tower once (and once on the empty
+    prompt with guidance), the U-Net at every sampler step (on the doubled batch with
+    guidance), the decoder once. FLOPs add the three, the U-Net's times its evaluations."""
     sampler = sampler or config.sample.sampler
     steps = steps or config.sample.steps
     tokens = jax.device_put(objective.prompt_tokens(tuple(config.ldm.prompts), batch), data)
@@ -161,7 +161,8 @@ def _ldm_sample(objective, params, config, batch, data, key, sampler, steps, gui
                            jax.ShapeDtypeStruct((batch, *objective.data_shape), jnp.float32))
     nfe = number_of_evaluations(objective, sampler, steps)
     return {"sampler": sampler, "steps": steps, "guidance": guidance, "nfe": nfe,
-            "flops_per_call": unet * nfe + text * branches + decode,
+            # the text tower reads the B prompts, and with guidance the one empty prompt
+            "flops_per_call": unet * nfe + text * (1 + (branches - 1) / batch) + decode,
             "program": (generate, (params, tokens, key, scale, None),
                         {"sampler": sampler, "steps": steps})}
 

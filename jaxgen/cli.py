@@ -280,7 +280,8 @@ def _eval_ldm(run, args) -> dict:
     t0 = time.perf_counter()
     rows = prompt_following(TextToImage(run), classifier, list(cfg.eval.guidance),
                             args.num_examples or cfg.eval.num_per_prompt, args.seed,
-                            dataset=cfg.data.name, data_seed=cfg.seed)
+                            dataset=cfg.data.name, data_seed=cfg.seed,
+                            data_dir=cfg.data.data_dir)
     _, test_images, test_labels = data.load_arrays(cfg.data.name, cfg.eval.split,
                                                    seed=cfg.seed, data_dir=cfg.data.data_dir)
     metrics = {"rows": rows, "real_spread": real_spread(test_images, test_labels),

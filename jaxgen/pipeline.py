@@ -7,8 +7,10 @@
 
 The same seed gives the same images, whatever the batch size: each image's noise comes from
 (seed, its index). Prompts, guidance and the noise interval are traced (changing them does not
-recompile); the sampler and its step count are static. A batch that divides the device count
-is sharded over all devices.
+recompile); the sampler and its step count are static. A batch that the device count divides
+is sharded over all devices (its images agree with unsharded ones to a grey level). Prompts
+longer than the text tower's context are an error, not cut; the empty prompt is the
+unconditional model, so guidance does nothing to it.
 """
 
 import jax

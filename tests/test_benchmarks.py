@@ -62,7 +62,7 @@ def test_sample_rows_count_model_flops_per_evaluation(tmp_path):
 
 def test_latent_diffusion_rows_time_prompt_to_image(tmp_path):
     """`--model ldm`: text tower, U-Net steps and decoder in one program; guidance doubles
-    the U-Net's and the text tower's work, not the decoder's."""
+    the U-Net's work, not the decoder's."""
     out = tmp_path / "cpu.json"
     tiny = [item for o in helpers.TINY_LDM for item in ("--set", o)]
     for guidance in ([], ["--guidance", "4"]):

@@ -10,6 +10,7 @@ from PIL import Image
 from jaxgen import data, train
 from jaxgen.eval import ldm as ldm_eval
 from jaxgen.pipeline import TextToImage
+from jaxgen.train import latent_diffusion as ldm_module
 from jaxgen.train import make_objective
 from jaxgen.train.run import load_run
 from tests import helpers
@@ -80,6 +81,8 @@ def test_pipeline_is_seeded_batch_independent_and_guided(runs):
     assert not np.array_equal(images, pipe(prompts, 4, guidance=0.0, seed=3))
     with pytest.raises(ValueError, match="samples with one of"):
         pipe(prompts, sampler="heun")
+    with pytest.raises(ValueError, match="the text tower reads at most 54"):
+        pipe(["a seven", "x" * 55])  # 56 tokens less BOS and EOS: not cut silently
 
 
 def test_generate_cli(runs, tmp_path):
@@ -106,9 +109,28 @@ def test_mismatched_or_missing_pretrained_runs_are_clear_errors(runs, tmp_path):
     config = helpers.tiny_ldm_config(tmp_path / "nothing", root / "clip")
     with pytest.raises(FileNotFoundError, match="is not a training run"):
         make_objective(config).load_pretrained(None, None)
+    # a text tower of another context length: its position table would not fit
+    config = helpers.tiny_ldm_config(root / "ae", root / "clip", "ldm.text.data.text_length=48",
+                                     "data.text_length=48")
+    with pytest.raises(ValueError, match="was trained with data.text_length 56"):
+        make_objective(config).load_pretrained(None, None)
+    with pytest.raises(ValueError, match="binarised digits"):
+        make_objective(helpers.tiny_ldm_config(root / "ae", root / "clip",
+                                               "ldm.autoencoder.model.binarize=True"))
     with pytest.raises(ValueError, match="latent grid"):
         make_objective(helpers.tiny_ldm_config(root / "ae", root / "clip",
                                                "model.data_shape=(7, 7, 4)"))
+
+
+def test_loaded_weights_are_checked_leaf_by_leaf():
+    expected = {"a": jax.ShapeDtypeStruct((2, 3), np.float32),
+                "b": {"c": jax.ShapeDtypeStruct((4,), np.float32)}}
+    ldm_module._check_shapes({"a": np.zeros((2, 3)), "b": {"c": np.zeros(4)}}, expected, "run")
+    with pytest.raises(ValueError, match=r"run: \['b'\]\['c'\] has shape \(5,\), this config "
+                       r"expects \(4,\)"):
+        ldm_module._check_shapes({"a": np.zeros((2, 3)), "b": {"c": np.zeros(5)}}, expected, "run")
+    with pytest.raises(ValueError, match="structure"):
+        ldm_module._check_shapes({"a": np.zeros((2, 3))}, expected, "run")
 
 
 def test_prompt_set_and_separation():

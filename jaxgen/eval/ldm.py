@@ -57,9 +57,11 @@ def real_spread(images: np.ndarray, labels: np.ndarray) -> float:
 
 def prompt_following(pipe, classifier, guidance_scales, num_per_prompt: int = 20,
                      seed: int = 0, sampler: str | None = None, steps: int | None = None,
-                     dataset: str = "mnist5k", data_seed: int = 0) -> list[dict]:
+                     dataset: str = "mnist5k", data_seed: int = 0,
+                     data_dir: str | None = None) -> list[dict]:
     """One row per guidance scale (see the module docstring); `pipe` is a `TextToImage`."""
-    _, train_images, train_labels = data.load_arrays(dataset, "train", seed=data_seed)
+    _, train_images, train_labels = data.load_arrays(dataset, "train", seed=data_seed,
+                                                     data_dir=data_dir)
     bins = captions_lib.AttributeBins.fit(captions_lib.measure(train_images), train_labels)
     rows = prompt_set()
     position = {row[1:]: i for i, row in enumerate(rows)}  # (digit, attribute, level) -> row

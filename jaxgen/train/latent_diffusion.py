@@ -8,7 +8,9 @@ The state's `params` hold {"unet", "autoencoder", "text", "latent_scale"}: the r
 is the whole pipeline, prompt in, image out. Only "unet" is trained (the others get no update
 and no gradient); they are loaded from the autoencoder and CLIP runs named in `ldm` when a run
 starts. `latent_scale` multiplies the autoencoder's latents so they have unit variance over the
-training images (Stable Diffusion's 0.18215, measured here at the start instead of fixed).
+training images (Stable Diffusion's 0.18215, measured here at the start instead of fixed, on
+the posterior means; the training draws add the posterior's own noise, 2% more spread on the CPU
+config).
 
 Config `ldm` fields: autoencoder and text (the full configs of those runs, so this run builds
 them without their directories), autoencoder_run and text_run (where their weights are read
@@ -64,6 +66,12 @@ class LatentDiffusionObjective(DiffusionObjective):
                              f"{self.text_length}, got {config.data.get('text_length', 0)}")
         if not 0.0 <= ldm.p_uncond < 1.0:
             raise ValueError(f"ldm.p_uncond must be in [0, 1), got {ldm.p_uncond}")
+        if self.autoencoder.binarize:
+            raise ValueError("latent diffusion encodes grey levels, but this autoencoder is "
+                             "trained on binarised digits: set ldm.autoencoder.model.binarize="
+                             "False (and train it so)")
+        if not ldm.prompts:
+            raise ValueError("ldm.prompts (the sample grid's prompts) is empty")
         self.image_shape = tuple(ldm.autoencoder.model.data_shape)
         self.text_graphdef = nnx.graphdef(nnx.eval_shape(
             lambda: self.clip.build(nnx.Rngs(0))).text)
@@ -91,15 +99,25 @@ class LatentDiffusionObjective(DiffusionObjective):
         from jaxgen.train.run import load_run
 
         ldm = self.config.ldm
-        autoencoder = _load_matching(load_run, ldm.autoencoder_run, ldm.autoencoder, "autoencoder")
-        text = _load_matching(load_run, ldm.text_run, ldm.text, "text")["text"]
+        autoencoder = _load_matching(load_run, ldm.autoencoder_run, ldm.autoencoder,
+                                     "autoencoder", AUTOENCODER_SECTIONS)
+        text = _load_matching(load_run, ldm.text_run, ldm.text, "text", TEXT_SECTIONS)["text"]
+        expected = jax.eval_shape(self.init_state, jax.random.PRNGKey(0)).params
+        _check_shapes(autoencoder, expected["autoencoder"], f"ldm.autoencoder_run "
+                      f"{ldm.autoencoder_run}")
+        _check_shapes(text, expected["text"], f"ldm.text_run {ldm.text_run}")
         scale = ldm.latent_scale or self.measure_latent_scale(autoencoder)
         frozen = {"autoencoder": autoencoder, "text": text,
                   "latent_scale": np.asarray(scale, np.float32)}
-        host = jax.device_get(state)
-        params = {**host.params, **frozen}
-        ema = None if host.ema_params is None else {**host.ema_params, **frozen}
-        return jax.tree.map(_place, host.replace(params=params, ema_params=ema), shardings)
+        # Only the frozen parts travel from the host: the U-Net and its optimizer state stay
+        # where they are (with fsdp on many hosts, no process holds all of them).
+        # The EMA gets buffers of its own: the step donates the state, and one buffer donated
+        # twice is undefined behaviour.
+        def place():
+            return jax.tree.map(_place, frozen, {k: shardings.params[k] for k in FROZEN})
+
+        ema = None if state.ema_params is None else {**state.ema_params, **place()}
+        return state.replace(params={**state.params, **place()}, ema_params=ema)
 
     def measure_latent_scale(self, autoencoder_params) -> float:
         """1 / the standard deviation of the autoencoder's posterior means over the first
@@ -184,6 +202,11 @@ class LatentDiffusionObjective(DiffusionObjective):
     def prompt_tokens(self, prompts, num: int) -> jax.Array:
         """Tokens [num, T] of `prompts` repeated in turn."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        room = self.text_length - 2  # BOS and EOS
+        for prompt in prompts:
+            if len(prompt.encode("utf-8")) > room:
+                raise ValueError(f"prompt {prompt!r} is {len(prompt.encode('utf-8'))} bytes; the "
+                                 f"text tower reads at most {room}")
         return jnp.asarray(tokenize([prompts[i % len(prompts)] for i in range(num)],
                                     self.text_length))
 
@@ -216,8 +239,34 @@ def _trained_or_frozen(params: dict) -> dict:
     return {name: label(name, subtree) for name, subtree in params.items()}
 
 
-def _load_matching(load_run, run_dir, expected, what: str):
-    """A run's evaluation parameters, after checking it was trained with `expected`'s model."""
+# The config entries the frozen parts depend on: the whole autoencoder model (its likelihood
+# and binarisation decide what it decodes), and of a CLIP run only the text tower.
+AUTOENCODER_SECTIONS = ("model", "compute_dtype")
+TEXT_SECTIONS = ("model.text_width", "model.text_depth", "model.text_heads", "model.embed_dim",
+                 "data.text_length", "compute_dtype")
+
+
+def _entry(config: dict, dotted: str):
+    for key in dotted.split("."):
+        config = config.get(key) if isinstance(config, dict) else None
+    return config
+
+
+def _check_shapes(loaded, expected, where: str) -> None:
+    got = jax.tree_util.tree_flatten_with_path(loaded)[0]
+    want = dict(jax.tree_util.tree_flatten_with_path(expected)[0])
+    if len(got) != len(want) or any(path not in want for path, _ in got):
+        raise ValueError(f"{where}: its parameters do not have this config's structure")
+    for path, leaf in got:
+        if tuple(np.shape(leaf)) != tuple(want[path].shape):
+            raise ValueError(f"{where}: {jax.tree_util.keystr(path)} has shape "
+                             f"{tuple(np.shape(leaf))}, this config expects "
+                             f"{tuple(want[path].shape)}")
+
+
+def _load_matching(load_run, run_dir, expected, what: str, sections):
+    """A run's evaluation parameters, after checking it was trained with `expected`'s
+    `sections` (dotted config entries)."""
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
     if not config_path.exists():
@@ -227,11 +276,12 @@ def _load_matching(load_run, run_dir, expected, what: str):
             f"--set ldm.{what}_run=DIR at one.")
     saved = json.loads(config_path.read_text())
     want = json.loads(expected.to_json())
-    for section in ("model", "compute_dtype"):
-        if saved.get(section) != want.get(section):
+    for section in sections:
+        if _entry(saved, section) != _entry(want, section):
             raise ValueError(
-                f"ldm.{what}_run: {run_dir} was trained with {section} {saved.get(section)} but "
-                f"this run's ldm.{what}.{section} is {want.get(section)}; make them match.")
+                f"ldm.{what}_run: {run_dir} was trained with {section} "
+                f"{_entry(saved, section)} but this run's ldm.{what}.{section} is "
+                f"{_entry(want, section)}; make them match.")
     return jax.device_get(load_run(run_dir).state.eval_params)
 
 
