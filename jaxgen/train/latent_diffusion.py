@@ -124,7 +124,7 @@ class LatentDiffusionObjective(DiffusionObjective):
         SCALE_IMAGES training images."""
         _, images, _ = data.load_arrays(self.config.data.name, "train", seed=self.config.seed,
                                         data_dir=self.config.data.data_dir)
-        encode = jax.jit(lambda x: self.autoencoder.model(autoencoder_params).encode_grid(x)[0])
+        encode = jax.jit(lambda x: self.autoencoder.encode(autoencoder_params, x)[0])
         means = np.concatenate([np.asarray(encode(images[i:i + 250]))
                                 for i in range(0, min(len(images), SCALE_IMAGES), 250)])
         return float(1.0 / means.std())
@@ -146,11 +146,8 @@ class LatentDiffusionObjective(DiffusionObjective):
 
     def decode_latents(self, params, latents) -> jax.Array:
         """Images in [-1, 1] from scaled latents (the decoder's means)."""
-        model = self.autoencoder.model(params["autoencoder"])
-        outputs = model.decode_grid(latents / params["latent_scale"])
-        if self.autoencoder.likelihood == "bernoulli":
-            return 2.0 * jax.nn.sigmoid(outputs) - 1.0
-        return jnp.clip(outputs, -1.0, 1.0)
+        flat = (latents / params["latent_scale"]).reshape(latents.shape[0], -1)
+        return jnp.clip(self.autoencoder.decode(params["autoencoder"], flat), -1.0, 1.0)
 
     def context(self, params, tokens) -> jax.Array:
         """The text tower's token features [B, T, width] of byte tokens [B, T]."""
