@@ -156,7 +156,11 @@ def _torch_rows(args, modes: list[str], task: str, batch: int) -> list[dict]:
             row = torch_ref.bench_sample(batch, steps, args.dtype, mode, args.guidance,
                                          args.repeats)
         else:
-            row = torch_ref.bench_train(batch, args.dtype, mode, args.repeats, args.calls)
+            # the same work as jaxgen's step: the config's dropout and EMA
+            config = jaxgen_bench.load_config("unet-cifar10", None, [], args.dtype, None)
+            row = torch_ref.bench_train(batch, args.dtype, mode, args.repeats, args.calls,
+                                        dropout=config.model.dropout,
+                                        ema_decay=config.ema_decay)
         rows.append({"framework": "pytorch", "mode": mode, "model": "unet-cifar10",
                      "dtype": args.dtype, **row})
     return rows

@@ -34,13 +34,13 @@ def available() -> str | None:
     return None
 
 
-def ddpm_unet(num_classes: int = 0):
+def ddpm_unet(num_classes: int = 0, dropout: float = 0.0):
     """diffusers' UNet2DModel in DDPM's CIFAR-10 config; with `num_classes`, a class embedding
     of num_classes + 1 rows (the last is the null class for guidance), as jaxgen's U-Net."""
     from diffusers import UNet2DModel
 
     extra = {"num_class_embeds": num_classes + 1} if num_classes else {}
-    return UNet2DModel(**DDPM_CIFAR10, **extra)
+    return UNet2DModel(**DDPM_CIFAR10, dropout=dropout, **extra)
 
 
 def parameter_count(model) -> int:
@@ -70,7 +70,7 @@ def _inputs(batch, num_classes, dtype, device):
     return x, t, labels
 
 
-def _setup(mode: str, num_classes: int):
+def _setup(mode: str, num_classes: int, dropout: float = 0.0):
     import torch
     from diffusers.utils import logging
 
@@ -80,7 +80,7 @@ def _setup(mode: str, num_classes: int):
         raise ValueError(f"torch mode must be 'eager' or 'compile', got {mode!r}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    model = ddpm_unet(num_classes).to(device)
+    model = ddpm_unet(num_classes, dropout).to(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     return torch, device, model, lambda _: sync()
 
@@ -130,14 +130,21 @@ def bench_sample(batch: int, steps: int, dtype: str = "fp32", mode: str = "eager
 
 
 def bench_train(batch: int, dtype: str = "fp32", mode: str = "eager", repeats: int = 5,
-                calls: int = 5) -> dict:
-    """Steps/s of one DDPM training step (epsilon MSE at uniform timesteps, Adam with gradient
-    clipping, as jaxgen's step): bf16 is autocast over fp32 weights, as jaxgen's bf16 compute."""
-    torch, device, model, sync = _setup(mode, 0)
+                calls: int = 5, dropout: float = 0.1, ema_decay: float = 0.9999) -> dict:
+    """Steps/s of one DDPM training step as jaxgen's: epsilon MSE at uniform timesteps,
+    `dropout` in the residual blocks, Adam with gradient clipping, and an EMA of the weights
+    (diffusers' EMAModel, whose warm-up min(decay, (1 + t) / (10 + t)) is jaxgen's; 0 turns it
+    off). bf16 is autocast over fp32 weights, as jaxgen's bf16 compute."""
+    torch, device, model, sync = _setup(mode, 0, dropout)
     forward = forward_flops(model, batch)
     model.train()
     net = torch.compile(model) if mode == "compile" else model
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4)
+    ema = None
+    if ema_decay > 0:
+        from diffusers.training_utils import EMAModel
+
+        ema = EMAModel(model.parameters(), decay=ema_decay, foreach=True)
     betas = torch.linspace(1e-4, 0.02, 1000, device=device)
     alpha_bar = torch.cumprod(1 - betas, 0)
     x0 = torch.rand(batch, 3, 32, 32, device=device) * 2 - 1
@@ -153,6 +160,8 @@ def bench_train(batch: int, dtype: str = "fp32", mode: str = "eager", repeats: i
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        if ema is not None:
+            ema.step(model.parameters())
         return loss
 
     t0 = time.perf_counter()

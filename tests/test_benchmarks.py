@@ -133,6 +133,28 @@ def test_pytorch_reference_is_the_same_network():
     # XLA counts only the multiply-adds that touch real pixels, torch also the zero padding of
     # each 3x3 convolution (about 4% of the total at 32..4 pixels)
     assert 0.94 < ours / theirs < 1.0, (ours, theirs)
+    import torch
+
+    dropouts = [m.p for m in torch_ref.ddpm_unet(dropout=0.1).modules()
+                if isinstance(m, torch.nn.Dropout)]
+    # one per residual block, as ours (the attention blocks' output dropout stays 0)
+    assert dropouts.count(0.1) == 22 and set(dropouts) == {0.0, 0.1}
+
+
+def test_pytorch_train_step_does_the_work_of_ours(monkeypatch):
+    """The reference step is given the config's dropout and EMA: timing a step that skips
+    them against ours (which does both) would flatter PyTorch."""
+    from benchmarks import __main__ as cli
+    from benchmarks import jaxgen_bench, torch_ref
+
+    seen = {}
+    monkeypatch.setattr(torch_ref, "bench_train",
+                        lambda batch, dtype, mode, repeats, calls, **work: seen.update(work) or {})
+    args = cli._parser().parse_args(["train", "--model", "unet-cifar10", "--batch", "4"])
+    cli._torch_rows(args, ["eager"], "train", 4)
+    config = jaxgen_bench.load_config("unet-cifar10", None, [], "fp32", None)
+    assert seen == {"dropout": config.model.dropout, "ema_decay": config.ema_decay}
+    assert seen["dropout"] == 0.1 and seen["ema_decay"] == 0.9999  # DDPM's CIFAR-10 recipe
 
 
 def test_pytorch_rows_are_compared_with_the_jaxgen_row_of_their_own_command():
