@@ -9,7 +9,9 @@
 # override either).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install -q -e ".[bench]"
+# Installs the package and the PyTorch side unless this environment already has them (an
+# offline accelerator box set up beforehand).
+python -c "import jaxgen, grain, diffusers, torch" 2>/dev/null || python -m pip install -q -e ".[bench]"
 BACKEND=$(python -c "import jax; print(jax.default_backend())")
 DEVICE=$(python -c "import jax; print(jax.devices()[0].device_kind.replace(' ', '_'))")
 DEVICES=$(python -c "import jax; print(jax.device_count())")
