@@ -13,7 +13,7 @@ from benchmarks import harness
 from jaxgen import config as config_lib
 from jaxgen import parallel
 from jaxgen.data import text
-from jaxgen.train import make_objective
+from jaxgen.train import make_objective, objectives
 from jaxgen.train.loop import jit_train_step
 from jaxgen.train.state import state_layout
 
@@ -178,9 +178,7 @@ def bench_train(config, batch: int, *, devices: int | None = None, repeats: int 
     key = jax.random.PRNGKey(0)
     abstract, shardings = state_layout(objective, mesh, config.mesh.min_fsdp_size)
     state = jax.jit(objective.init_state, out_shardings=shardings)(key)
-    image_shape = (config.ldm.autoencoder.model.data_shape if config.family == "ldm"
-                   else config.model.data_shape)
-    images = jax.random.uniform(key, (batch, *image_shape), minval=-1.0)
+    images = jax.random.uniform(key, (batch, *objectives.image_shape(config)), minval=-1.0)
     labels = jnp.arange(batch, dtype=jnp.int32) % max(int(config.model.get("num_classes", 0)), 1)
     host_batch = {"image": images, "label": labels}
     if config.data.get("text_length"):  # CLIP and latent diffusion train on caption tokens

@@ -179,20 +179,23 @@ def _interpolate(args) -> None:
 
 
 def _eval(args) -> dict:
-    from jaxgen import data
-    from jaxgen.eval import evaluate_vae
+    """The family's metrics of a run, printed and written to RUN/eval.json."""
     from jaxgen.train.run import load_run
 
     run = load_run(args.run)
+    by_family = {"gan": _eval_gan, "diffusion": _eval_diffusion, "clip": _eval_clip,
+                 "ldm": _eval_ldm}
+    metrics = by_family.get(run.config.family, _eval_vae)(run, args)
+    Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def _eval_vae(run, args) -> dict:
+    from jaxgen import data
+    from jaxgen.eval import evaluate_vae
+
     cfg = run.config
-    if cfg.family == "gan":
-        return _eval_gan(run, args)
-    if cfg.family == "diffusion":
-        return _eval_diffusion(run, args)
-    if cfg.family == "clip":
-        return _eval_clip(run, args)
-    if cfg.family == "ldm":
-        return _eval_ldm(run, args)
     _, images, _ = data.load_arrays(cfg.data.name, cfg.eval.split, seed=cfg.seed,
                                     data_dir=cfg.data.data_dir)
     images = images[: args.num_examples or cfg.eval.num_examples]
@@ -202,8 +205,6 @@ def _eval(args) -> dict:
                            batch_size=cfg.eval.batch_size, seed=args.seed)
     metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
                    split=cfg.eval.split, dataset=cfg.data.name)
-    Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
-    print(json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -231,8 +232,6 @@ def _eval_gan(run, args) -> dict:
                                                                    cfg.seed))
     metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
                    dataset=cfg.data.name)
-    Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
-    print(json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -250,8 +249,6 @@ def _eval_diffusion(run, args) -> dict:
                           args.num_examples or cfg.eval.num_samples, args.seed)
     metrics = {"rows": rows, "step": int(run.state.step), "seconds": time.perf_counter() - t0,
                "dataset": cfg.data.name, "classifier_test_accuracy": classifier.test_accuracy}
-    Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
-    print(json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -264,8 +261,6 @@ def _eval_clip(run, args) -> dict:
                        data_dir=cfg.data.data_dir)
     metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
                    dataset=cfg.data.name, split=cfg.eval.split, loss=cfg.model.loss)
-    Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
-    print(json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -289,8 +284,6 @@ def _eval_ldm(run, args) -> dict:
                "dataset": cfg.data.name, "sampler": cfg.sample.sampler,
                "sampler_steps": cfg.sample.steps,
                "classifier_test_accuracy": classifier.test_accuracy}
-    Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
-    print(json.dumps(metrics, indent=2))
     return metrics
 
 

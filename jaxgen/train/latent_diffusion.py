@@ -72,7 +72,6 @@ class LatentDiffusionObjective(DiffusionObjective):
                              "False (and train it so)")
         if not ldm.prompts:
             raise ValueError("ldm.prompts (the sample grid's prompts) is empty")
-        self.image_shape = tuple(ldm.autoencoder.model.data_shape)
         self.text_graphdef = nnx.graphdef(nnx.eval_shape(
             lambda: self.clip.build(nnx.Rngs(0))).text)
         super().__init__(config)
