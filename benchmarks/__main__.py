@@ -1,4 +1,4 @@
-"""python -m benchmarks sample|train|all|scale|peak|table
+"""python -m benchmarks sample|train|all|scale|layers|peak|table
 
 Times jaxgen's models on random inputs of their configs' shapes (no dataset, no download):
 compile time apart, then the median (and min-max) of repeated steady-state calls, each ended by
@@ -13,6 +13,7 @@ ratio per row.
         --dtype bf16 --torch eager,compile --out benchmarks/results/h100.json
     python -m benchmarks train --model unet-cifar10 --batch 128 --dtype bf16
     python -m benchmarks scale --model unet-mnist --task sample --batches 8,16,32 --devices 1,2,4,8
+    python -m benchmarks layers --model unet-cifar10 --batch 4 --torch
     python -m benchmarks table benchmarks/results/cpu.json
 """
 
@@ -66,6 +67,23 @@ def _parser() -> argparse.ArgumentParser:
     scale.add_argument("--batches", required=True, help="comma list of global batches")
     scale.add_argument("--device-counts", default="", help="comma list of device counts "
                        "(each batch divisible by each); default: all devices only")
+    layers = sub.add_parser(
+        "layers", help="every convolution of a diffusion U-Net timed alone",
+        description="Each distinct convolution of one forward of a diffusion model (read from "
+        "its traced program, with how many times it runs), timed alone: forward, input "
+        "gradient, kernel gradient; with --torch, the same shapes in PyTorch eager. Where a "
+        "train step's time goes, layer by layer.")
+    layers.add_argument("--model", help="unet-cifar10 | unet-mnist")
+    layers.add_argument("--config", help="any diffusion experiment config instead of --model")
+    layers.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, as for `python -m jaxgen train`")
+    layers.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    layers.add_argument("--batch", type=int, required=True, help="the network's batch")
+    layers.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
+    layers.add_argument("--calls", type=int, default=3, help="calls per timed repeat")
+    layers.add_argument("--torch", action="store_true",
+                        help="also time each shape in PyTorch eager (needs torch)")
+    layers.add_argument("--out", help="append the rows to this results JSON (one per device)")
     peak = sub.add_parser("peak", help="the measured large-matmul FLOP/s of device 0")
     peak.add_argument("--dtype", choices=("fp32", "bf16"), default="bf16")
     peak.add_argument("--size", type=int, help="matrix side (8192; 1024 on CPU)")
@@ -166,6 +184,28 @@ def _torch_rows(args, modes: list[str], task: str, batch: int) -> list[dict]:
     return rows
 
 
+def _layers(args, argv) -> int:
+    from benchmarks import harness, jaxgen_bench, report, torch_ref
+
+    config = jaxgen_bench.load_config(args.model, args.config, args.set, args.dtype, None)
+    layers = jaxgen_bench.conv_layers(config, args.batch)  # checks the config first
+    if args.torch and (problem := torch_ref.available()):
+        raise RuntimeError(f"--torch: {problem}")
+    model = args.model or args.config
+    rows = []
+    for layer in layers:
+        rows.append({"framework": "jaxgen", "mode": "jit", "model": model, "batch": args.batch,
+                     **jaxgen_bench.bench_conv_layer(layer, args.repeats, args.calls)})
+        if args.torch:
+            rows.append({"framework": "pytorch", "mode": "eager", "model": model,
+                         "batch": args.batch,
+                         **torch_ref.bench_conv_layer(layer, args.repeats, args.calls)})
+    if args.out:
+        report.add_rows(args.out, harness.environment(argv), rows)
+    print(report.layers_markdown(rows), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
@@ -197,6 +237,8 @@ def _run(args, argv) -> int:
                           "datasheet_flops": sheet,
                           "measured_over_datasheet": measured / sheet if sheet else None}))
         return 0
+    if args.command == "layers":
+        return _layers(args, argv)
     if args.command == "scale":
         tasks = [args.task]
         batches = [int(b) for b in args.batches.split(",")]

@@ -8,6 +8,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import ml_collections
+from jax.extend import core as jax_core
 
 from benchmarks import harness
 from jaxgen import config as config_lib
@@ -210,3 +211,85 @@ def profile(call, directory: str) -> None:
     their times, to see what limits it."""
     with jax.profiler.trace(directory):
         jax.block_until_ready(call())
+
+
+# One convolution at a time: where a network's step goes, layer by layer.
+
+def conv_layers(config, batch: int) -> list[dict]:
+    """The distinct convolutions of one forward of a diffusion config's network at `batch`,
+    each with how many times it runs, read from the traced program (so what is listed is
+    what runs): input and kernel shapes (NHWC, HWIO), strides, padding and dtype."""
+    if config.family != "diffusion":
+        raise ValueError(f"layers lists a diffusion U-Net's convolutions, not a {config.family!r}"
+                         " model's")
+    objective = make_objective(config)
+    params = jax.eval_shape(objective.init_state, jax.random.PRNGKey(0)).params
+    x = jax.ShapeDtypeStruct((batch, *objective.data_shape), jnp.float32)
+    labels = (jax.ShapeDtypeStruct((batch,), jnp.int32) if objective.num_classes else None)
+    jaxpr = jax.make_jaxpr(lambda p, x, t, y: objective.denoiser(p)(x, t, y))(
+        params, x, jax.ShapeDtypeStruct((batch,), jnp.float32), labels)
+    found: dict[tuple, dict] = {}
+    for eqn in _equations(jaxpr.jaxpr):
+        if eqn.primitive.name != "conv_general_dilated":
+            continue
+        p = eqn.params
+        lhs, rhs = eqn.invars[0].aval, eqn.invars[1].aval
+        if (p["dimension_numbers"] != jax.lax.conv_dimension_numbers(
+                lhs.shape, rhs.shape, ("NHWC", "HWIO", "NHWC"))
+                or p["feature_group_count"] != 1 or p["batch_group_count"] != 1
+                or set(p["lhs_dilation"]) | set(p["rhs_dilation"]) != {1}):
+            raise ValueError(f"layers times plain NHWC/HWIO convolutions, not {eqn}")
+        layer = {"input": list(lhs.shape), "kernel": list(rhs.shape),
+                 "strides": list(p["window_strides"]),
+                 "padding": [list(pair) for pair in p["padding"]], "dtype": str(lhs.dtype)}
+        key = json.dumps(layer)
+        found.setdefault(key, {**layer, "count": 0})["count"] += 1
+    return sorted(found.values(), key=_conv_flops, reverse=True)
+
+
+def _equations(jaxpr):
+    for eqn in jaxpr.eqns:
+        yield eqn
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple | list) else (value,):
+                if isinstance(sub, jax_core.ClosedJaxpr):
+                    yield from _equations(sub.jaxpr)
+                elif isinstance(sub, jax_core.Jaxpr):
+                    yield from _equations(sub)
+
+
+def _conv_flops(layer: dict) -> int:
+    """Forward FLOPs of one call of a layer, every output pixel times the whole window (2 per
+    multiply-add; zero padding counted, as PyTorch's counter does)."""
+    (n, h, w, _), (kh, kw, c_in, c_out) = layer["input"], layer["kernel"]
+    (sh, sw), ((ph0, ph1), (pw0, pw1)) = layer["strides"], layer["padding"]
+    out_h, out_w = (h + ph0 + ph1 - kh) // sh + 1, (w + pw0 + pw1 - kw) // sw + 1
+    return 2 * n * out_h * out_w * kh * kw * c_in * c_out
+
+
+def bench_conv_layer(layer: dict, repeats: int = 5, calls: int = 3) -> dict:
+    """Seconds of one layer's forward, input gradient and kernel gradient, each its own jitted
+    program (the gradients are what a train step's backward runs: `jax.vjp` of the
+    convolution, whose unused forward XLA drops)."""
+    dtype = jnp.dtype(layer["dtype"])
+    key_x, key_k = jax.random.split(jax.random.PRNGKey(0))
+    x = jax.random.normal(key_x, layer["input"], dtype)
+    kernel = (jax.random.normal(key_k, layer["kernel"]) * 0.05).astype(dtype)
+
+    def conv(x, kernel):
+        return jax.lax.conv_general_dilated(
+            x, kernel, layer["strides"], [tuple(pair) for pair in layer["padding"]],
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    cotangent = jnp.ones_like(conv(x, kernel))
+    programs = {
+        "forward": jax.jit(conv),
+        "input_grad": jax.jit(lambda x, k, g: jax.vjp(lambda x: conv(x, k), x)[1](g)[0]),
+        "kernel_grad": jax.jit(lambda x, k, g: jax.vjp(lambda k: conv(x, k), k)[1](g)[0]),
+    }
+    row = {"task": "layer", **layer, "flops": _conv_flops(layer)}
+    for name, program in programs.items():
+        args = (x, kernel) if name == "forward" else (x, kernel, cotangent)
+        row[f"{name}_s"] = harness.timed(lambda: program(*args), repeats, calls)[  # noqa: B023
+            "seconds_median"]
+    return row

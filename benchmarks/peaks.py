@@ -38,9 +38,10 @@ def datasheet_peak(device_kind: str, dtype: str) -> float | None:
 
 
 def measured_matmul_peak(dtype: str, size: int | None = None, chain: int = 8,
-                         repeats: int = 3) -> float:
+                         repeats: int = 10) -> float:
     """FLOP/s of a chain of `chain` square matmuls of side `size` on device 0 (default 8192 on
-    accelerators, 1024 on CPU): the best of `repeats` timed calls after a warm-up."""
+    accelerators, 1024 on CPU): the best of `repeats` timed calls after a warm-up (on a shared
+    CPU, three calls once all fell in a slow spell and read half the usual peak)."""
     size = size or (1024 if jax.default_backend() == "cpu" else 8192)
     key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
     a = jax.random.normal(key_a, (size, size), dtype)

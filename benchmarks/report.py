@@ -88,11 +88,75 @@ def markdown(rows: list[dict], title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+_PARTS = ("forward", "input_grad", "kernel_grad")
+
+
+def layers_markdown(rows: list[dict]) -> str:
+    """The per-convolution table of one `python -m benchmarks layers` run: each layer's forward,
+    input gradient and kernel gradient in ms per framework, the time ratio of the two, and a
+    last line summing every layer times the number of times the network runs it."""
+    frameworks = list(dict.fromkeys(f"{r['framework']} {r['mode']}" for r in rows))
+    layers: dict[str, dict] = {}
+    for row in rows:
+        key = json.dumps([row.get(k) for k in ("model", "dtype", "input", "kernel", "strides",
+                                               "padding")])
+        layers.setdefault(key, {})[f"{row['framework']} {row['mode']}"] = row
+    head = ["input (NHWC)", "kernel (HWIO)", "stride", "x", "GFLOP",
+            *(f"{f}: fwd / in-grad / kernel-grad ms" for f in frameworks)]
+    if len(frameworks) == 2:
+        head.append(f"{frameworks[0]} / {frameworks[1]}")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    totals = {f: [0.0, 0.0, 0.0] for f in frameworks}
+    for by_framework in layers.values():
+        first = next(iter(by_framework.values()))
+        cells = ["x".join(map(str, first["input"])), "x".join(map(str, first["kernel"])),
+                 str(first["strides"][0]), str(first["count"]),
+                 _fmt(first.get("flops") and first["flops"] / 1e9, ".3g")]
+        for f in frameworks:
+            row = by_framework.get(f)
+            if row is None:
+                cells.append("")
+                continue
+            times = [row[f"{part}_s"] * 1e3 for part in _PARTS]
+            totals[f] = [t + row["count"] * x for t, x in zip(totals[f], times, strict=True)]
+            cells.append(" / ".join(f"{t:.3g}" for t in times))
+        if len(frameworks) == 2:
+            cells.append(_ratio(*(by_framework.get(f) for f in frameworks)))
+        lines.append("| " + " | ".join(cells) + " |")
+    cells = ["all", "", "", str(sum(next(iter(b.values()))["count"] for b in layers.values())),
+             ""]
+    cells += [" / ".join(f"{t:.4g}" for t in totals[f]) + f" (sum {sum(totals[f]):.4g})"
+              for f in frameworks]
+    if len(frameworks) == 2:
+        ours, theirs = (sum(totals[f]) for f in frameworks)
+        cells.append(f"{theirs / ours:.2f}x" if ours else "")
+    lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _ratio(ours: dict | None, theirs: dict | None) -> str:
+    """The second framework's time over the first's for one layer (> 1: the first is faster)."""
+    if not ours or not theirs:
+        return ""
+    return f"{sum(theirs[f'{p}_s'] for p in _PARTS) / sum(ours[f'{p}_s'] for p in _PARTS):.2f}x"
+
+
 def results_page(results: dict) -> str:
-    """A results file as Markdown: its device, the table, and the commands that made the rows,
-    with versions and dates."""
+    """A results file as Markdown: its device, the table(s), and the commands that made the
+    rows, with versions and dates."""
     rows = results["rows"]
-    lines = [f"# Benchmarks on {results['device']}", "", markdown(rows), "Rows from:", ""]
+    steps = [row for row in rows if row["task"] != "layer"]
+    layer_rows = [row for row in rows if row["task"] == "layer"]
+    lines = [f"# Benchmarks on {results['device']}", ""]
+    if steps:
+        lines.append(markdown(steps))
+    runs: dict[tuple, list[dict]] = {}
+    for row in layer_rows:  # one table per run: its sums add one network's layers
+        env = row.get("environment", {})
+        runs.setdefault((env.get("command"), env.get("date")), []).append(row)
+    for (command, date), run in runs.items():
+        lines += [f"`{command}` ({date}):", "", layers_markdown(run)]
+    lines += ["Rows from:", ""]
     seen = set()
     for row in rows:
         env = row.get("environment", {})

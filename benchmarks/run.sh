@@ -28,6 +28,8 @@ run() { python -m benchmarks "$@" --repeats "$REPEATS" --out "$OUT"; }
 run sample --model unet-cifar10 --batch "$SAMPLE_BATCH" --steps "$STEPS" --sampler ddim \
     --dtype fp32 --torch eager,compile
 run train --model unet-cifar10 --batch "$TRAIN_BATCH" --dtype fp32 --torch eager,compile --calls 3
+# Where that step goes: each of the U-Net's convolutions alone, beside PyTorch's kernel.
+run layers --model unet-cifar10 --batch "$TRAIN_BATCH" --dtype "$DTYPE" --torch
 if [ "$BACKEND" = cpu ]; then
   # No bf16 units on this CPU (torch's bf16 forward is ~30x its fp32 one here): one small
   # sampling row per framework shows it, and no bf16 training.

@@ -180,3 +180,48 @@ def _memory(torch, device) -> dict:
     if device != "cuda":
         return {}
     return {"device_peak_bytes": int(torch.cuda.max_memory_allocated())}
+
+
+def bench_conv_layer(layer: dict, repeats: int = 5, calls: int = 3) -> dict:
+    """PyTorch's (eager) seconds for one layer of `jaxgen_bench.conv_layers`: the forward, and
+    the input and kernel gradients each alone (`autograd.grad` of a kept graph runs only the
+    backward convolution)."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    dtype = getattr(torch, layer["dtype"])
+    n, h, w, c_in = layer["input"]
+    kh, kw, _, c_out = layer["kernel"]
+    torch.manual_seed(0)
+    x = torch.randn(n, c_in, h, w, device=device, dtype=dtype)
+    kernel = (torch.randn(c_out, c_in, kh, kw, device=device) * 0.05).to(dtype)
+
+    def forward():
+        with torch.no_grad():
+            return conv2d(layer, x, kernel)
+
+    grads = {}
+    for name, wrt in (("input_grad", x), ("kernel_grad", kernel)):
+        wrt = wrt.detach().requires_grad_(True)
+        out = conv2d(layer, wrt, kernel) if name == "input_grad" else conv2d(layer, x, wrt)
+        cotangent = torch.ones_like(out)
+        grads[name] = lambda out=out, wrt=wrt, g=cotangent: torch.autograd.grad(
+            out, wrt, g, retain_graph=True)[0]
+    row = {"task": "layer", **layer}
+    for name, call in (("forward", forward), *grads.items()):
+        row[f"{name}_s"] = harness.timed(call, repeats, calls, wait=lambda _: sync())[
+            "seconds_median"]
+    return row
+
+
+def conv2d(layer: dict, x, kernel):
+    """A `jaxgen_bench.conv_layers` layer in PyTorch (NCHW input, OIHW kernel); uneven padding
+    (XLA's "SAME" at stride 2) is an explicit pad, as diffusers' downsampling does."""
+    import torch
+
+    (ph0, ph1), (pw0, pw1) = layer["padding"]
+    if (ph0, pw0) != (ph1, pw1):
+        x = torch.nn.functional.pad(x, (pw0, pw1, ph0, ph1))
+        return torch.nn.functional.conv2d(x, kernel, stride=layer["strides"])
+    return torch.nn.functional.conv2d(x, kernel, stride=layer["strides"], padding=(ph0, pw0))

@@ -7,6 +7,7 @@ import json
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from benchmarks import harness, peaks, report
@@ -115,6 +116,37 @@ def test_bad_requests_say_what_is_wrong(tmp_path, capsys):
         report.add_rows(results, {"device": "cpu"}, [])
 
 
+def test_layers_lists_every_convolution_that_runs(tmp_path, capsys):
+    from flax import nnx
+
+    from benchmarks import jaxgen_bench
+    from jaxgen.train import make_objective
+
+    config = jaxgen_bench.load_config("unet-mnist", None, helpers.TINY_DIFFUSION, "fp32", None)
+    layers = jaxgen_bench.conv_layers(config, 2)
+    # every conv module of the U-Net runs once per forward, and nothing else convolves
+    model = make_objective(config).build(nnx.Rngs(0))
+    kernels = sorted(tuple(m.kernel.shape) for _, m in nnx.iter_graph(model)
+                     if isinstance(m, nnx.Conv))
+    assert sorted(tuple(layer["kernel"]) for layer in layers
+                  for _ in range(layer["count"])) == kernels
+    assert all(layer["input"][0] == 2 for layer in layers)
+
+    out = tmp_path / "cpu.json"
+    assert main(["layers", "--model", "unet-mnist", *TINY, "--batch", "2", "--repeats", "1",
+                 "--calls", "1", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert len(rows) == len(layers) and all(r["framework"] == "jaxgen" for r in rows)
+    assert all(r[f"{part}_s"] > 0 for r in rows for part in report._PARTS)
+    assert rows[0]["flops"] == max(r["flops"] for r in rows)  # largest first
+    capsys.readouterr()
+    assert main(["table", str(out)]) == 0
+    page = capsys.readouterr().out
+    assert page.count("\n| 2x") == len(layers) and f"| all |  |  | {len(kernels)} |" in page
+    assert main(["layers", "--model", "vae", "--batch", "2"]) == 1
+    assert "diffusion U-Net's convolutions, not a 'vae'" in capsys.readouterr().err
+
+
 def test_pytorch_reference_is_the_same_network():
     pytest.importorskip("torch")
     pytest.importorskip("diffusers")
@@ -134,6 +166,36 @@ def test_pytorch_reference_is_the_same_network():
     # each 3x3 convolution (about 4% of the total at 32..4 pixels)
     assert 0.94 < ours / theirs < 1.0, (ours, theirs)
     import torch
+
+    # convolution by convolution (kernel, stride, output), as `benchmarks layers` times them
+    seen = []
+    for module in reference.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            module.register_forward_hook(lambda m, _, out: seen.append(
+                (*m.weight.shape[2:], m.weight.shape[1], m.weight.shape[0], m.stride[0],
+                 out.shape[0], *out.shape[2:], out.shape[1])))
+    with torch.no_grad():
+        reference(torch.zeros(2, 3, 32, 32), torch.zeros(2))
+    ours = []
+    for layer in jaxgen_bench.conv_layers(config, 2):
+        (n, h, w, _), (kh, kw, c_in, c_out) = layer["input"], layer["kernel"]
+        stride = layer["strides"][0]
+        ours += [(kh, kw, c_in, c_out, stride, n, h // stride, w // stride, c_out)] * layer[
+            "count"]
+    assert sorted(ours) == sorted(seen) and len(seen) == 65
+    # and each is timed as the same convolution: XLA's uneven "SAME" padding at stride 2 too
+    (down,) = [layer for layer in jaxgen_bench.conv_layers(config, 1)
+               if layer["strides"] == [2, 2] and layer["input"][1] == 32]
+    x = jax.random.normal(jax.random.PRNGKey(1), down["input"])
+    kernel = jax.random.normal(jax.random.PRNGKey(2), down["kernel"])
+    expected = jax.lax.conv_general_dilated(x, kernel, down["strides"], "SAME",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    got = torch_ref.conv2d(down, torch.tensor(np.asarray(x)).permute(0, 3, 1, 2),
+                           torch.tensor(np.asarray(kernel)).permute(3, 2, 0, 1))
+    np.testing.assert_allclose(got.permute(0, 2, 3, 1).numpy(), expected, rtol=1e-4, atol=1e-3)
+    assert down["padding"] == [[0, 1], [0, 1]]
+    row = torch_ref.bench_conv_layer(down, repeats=1, calls=1)
+    assert all(row[f"{part}_s"] > 0 for part in report._PARTS)
 
     dropouts = [m.p for m in torch_ref.ddpm_unet(dropout=0.1).modules()
                 if isinstance(m, torch.nn.Dropout)]
