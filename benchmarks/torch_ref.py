@@ -78,7 +78,7 @@ def _setup(mode: str, num_classes: int, dropout: float = 0.0):
 
     if mode not in ("eager", "compile"):
         raise ValueError(f"torch mode must be 'eager' or 'compile', got {mode!r}")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(torch)
     torch.manual_seed(0)
     model = ddpm_unet(num_classes, dropout).to(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
@@ -176,6 +176,15 @@ def bench_train(batch: int, dtype: str = "fp32", mode: str = "eager", repeats: i
             "flops_per_call": 3 * forward, **_memory(torch, device)}
 
 
+def _device(torch) -> str:
+    """"cuda" when there is a GPU, with cuDNN's autotuner on (fixed shapes, as XLA autotunes its
+    convolutions: the fair counterpart); else "cpu"."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    torch.backends.cudnn.benchmark = True
+    return "cuda"
+
+
 def _memory(torch, device) -> dict:
     if device != "cuda":
         return {}
@@ -188,7 +197,7 @@ def bench_conv_layer(layer: dict, repeats: int = 5, calls: int = 3) -> dict:
     backward convolution)."""
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = _device(torch)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     dtype = getattr(torch, layer["dtype"])
     n, h, w, c_in = layer["input"]
