@@ -7,12 +7,14 @@ model FLOPs from XLA's cost analysis and MFU against the device's datasheet peak
 measured large-matmul peak; the compiled program's memory (and the device's peak where the
 backend keeps one). `--torch eager,compile` adds diffusers' UNet2DModel (DDPM's CIFAR-10
 network, the same as `--model unet-cifar10`) timed in the same run, with the jaxgen/PyTorch
-ratio per row.
+ratio per row. `layers` times each convolution of a diffusion U-Net alone (forward, input
+gradient, kernel gradient), with `--torch` beside PyTorch's on the same shapes.
 
     python -m benchmarks sample --model unet-cifar10 --batch 256 --steps 50 --sampler ddim \\
         --dtype bf16 --torch eager,compile --out benchmarks/results/h100.json
     python -m benchmarks train --model unet-cifar10 --batch 128 --dtype bf16
-    python -m benchmarks scale --model unet-mnist --task sample --batches 8,16,32 --devices 1,2,4,8
+    python -m benchmarks scale --model unet-mnist --task sample --batches 8,16,32 \\
+        --device-counts 1,2,4,8
     python -m benchmarks layers --model unet-cifar10 --batch 4 --torch
     python -m benchmarks table benchmarks/results/cpu.json
 """

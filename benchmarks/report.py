@@ -101,10 +101,10 @@ def layers_markdown(rows: list[dict]) -> str:
         key = json.dumps([row.get(k) for k in ("model", "dtype", "input", "kernel", "strides",
                                                "padding")])
         layers.setdefault(key, {})[f"{row['framework']} {row['mode']}"] = row
-    head = ["input (NHWC)", "kernel (HWIO)", "stride", "x", "GFLOP",
+    head = ["input (NHWC)", "kernel (HWIO)", "stride", "x", "fwd GFLOP",
             *(f"{f}: fwd / in-grad / kernel-grad ms" for f in frameworks)]
     if len(frameworks) == 2:
-        head.append(f"{frameworks[0]} / {frameworks[1]}")
+        head.append(f"speed, {frameworks[0]} / {frameworks[1]}")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     totals = {f: [0.0, 0.0, 0.0] for f in frameworks}
     for by_framework in layers.values():
