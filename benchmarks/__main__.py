@@ -189,10 +189,10 @@ def _torch_rows(args, modes: list[str], task: str, batch: int) -> list[dict]:
 def _layers(args, argv) -> int:
     from benchmarks import harness, jaxgen_bench, report, torch_ref
 
-    config = jaxgen_bench.load_config(args.model, args.config, args.set, args.dtype, None)
-    layers = jaxgen_bench.conv_layers(config, args.batch)  # checks the config first
     if args.torch and (problem := torch_ref.available()):
         raise RuntimeError(f"--torch: {problem}")
+    config = jaxgen_bench.load_config(args.model, args.config, args.set, args.dtype, None)
+    layers = jaxgen_bench.conv_layers(config, args.batch)  # checks the family first
     model = args.model or args.config
     rows = []
     for layer in layers:

@@ -189,15 +189,15 @@ def test_pytorch_reference_is_the_same_network():
                  out.shape[0], *out.shape[2:], out.shape[1])))
     with torch.no_grad():
         reference(torch.zeros(2, 3, 32, 32), torch.zeros(2))
-    ours = []
-    for layer in jaxgen_bench.conv_layers(config, 2):
+    ours, layers = [], jaxgen_bench.conv_layers(config, 2)
+    for layer in layers:
         (n, h, w, _), (kh, kw, c_in, c_out) = layer["input"], layer["kernel"]
         stride = layer["strides"][0]
         ours += [(kh, kw, c_in, c_out, stride, n, h // stride, w // stride, c_out)] * layer[
             "count"]
     assert sorted(ours) == sorted(seen) and len(seen) == 65
     # and each is timed as the same convolution: XLA's uneven "SAME" padding at stride 2 too
-    (down,) = [layer for layer in jaxgen_bench.conv_layers(config, 1)
+    (down,) = [layer for layer in layers
                if layer["strides"] == [2, 2] and layer["input"][1] == 32]
     x = jax.random.normal(jax.random.PRNGKey(1), down["input"])
     kernel = jax.random.normal(jax.random.PRNGKey(2), down["kernel"])
