@@ -1,22 +1,16 @@
-"""Pure loss functions of arrays. Import freely: nothing here depends on models or training."""
+"""Pure loss functions of arrays. Import freely: nothing here depends on models or training.
+
+The diffusion schedules and parameterisation conversions (`jaxgen.schedules`) are re-exported
+here beside the losses that use them.
+"""
 
 from jaxgen.losses._contrastive import clip_loss, siglip_loss
 from jaxgen.losses._diffusion import (
-    PARAMETERIZATIONS,
-    SCHEDULES,
     WEIGHTINGS,
-    NoiseSchedule,
-    add_noise,
-    cosine_schedule,
     diffusion_loss,
-    flow_interpolate,
     flow_matching_loss,
-    linear_schedule,
     logit_normal_times,
     loss_weight,
-    make_schedule,
-    prediction_target,
-    to_x0_and_eps,
 )
 from jaxgen.losses._gan import (
     ADVERSARIAL_LOSSES,
@@ -41,6 +35,18 @@ from jaxgen.losses._vae import (
     gaussian_kl,
     gaussian_log_likelihood,
     iwae_bound,
+)
+from jaxgen.schedules import (
+    PARAMETERIZATIONS,
+    SCHEDULES,
+    NoiseSchedule,
+    add_noise,
+    cosine_schedule,
+    flow_interpolate,
+    linear_schedule,
+    make_schedule,
+    prediction_target,
+    to_x0_and_eps,
 )
 
 __all__ = [

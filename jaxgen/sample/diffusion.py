@@ -2,7 +2,7 @@
 
 Discrete (variance-preserving) samplers: `t` is the integer training timestep [B] of the
 `NoiseSchedule`; the prediction is in the parameterization the denoiser was trained with
-("eps", "x0" or "v"), converted here with `losses.to_x0_and_eps`. They visit `steps` (noisiest
+("eps", "x0" or "v"), converted here with `schedules.to_x0_and_eps`. They visit `steps` (noisiest
 first, see `timesteps`) and end with a clean sample (alphas_cumprod = 1, as diffusers'
 `set_alpha_to_one` and `final_sigmas_type="zero"`), or at the last of `steps` with
 `to_clean=False`.
@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen import losses
+from jaxgen import schedules
 
 Denoiser = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -54,7 +54,7 @@ def timesteps(num_train_steps: int, num_steps: int, spacing: str = "trailing") -
     return steps.astype(np.int32)[::-1].copy()
 
 
-def _path(schedule: losses.NoiseSchedule, steps, to_clean: bool):
+def _path(schedule: schedules.NoiseSchedule, steps, to_clean: bool):
     """(model timesteps [n], alphas_cumprod at them [n], alphas_cumprod after each step [n])."""
     steps = jnp.asarray(steps, jnp.int32)
     acp = schedule.alphas_cumprod
@@ -72,7 +72,7 @@ def _predict(fn, x, t, acp_t, parameterization, clip_x0=None):
     batch = (x.shape[0],)
     alpha, sigma = jnp.sqrt(acp_t), jnp.sqrt(1.0 - acp_t)
     prediction = fn(x, jnp.full(batch, t))
-    x0, eps = losses.to_x0_and_eps(prediction, x, jnp.full(batch, alpha), jnp.full(batch, sigma),
+    x0, eps = schedules.to_x0_and_eps(prediction, x, jnp.full(batch, alpha), jnp.full(batch, sigma),
                                    parameterization)
     if clip_x0 is not None:
         x0 = jnp.clip(x0, -clip_x0, clip_x0)
@@ -80,7 +80,7 @@ def _predict(fn, x, t, acp_t, parameterization, clip_x0=None):
     return x0, eps
 
 
-def ddim_sample(fn: Denoiser, schedule: losses.NoiseSchedule, x_T: jax.Array, steps,
+def ddim_sample(fn: Denoiser, schedule: schedules.NoiseSchedule, x_T: jax.Array, steps,
                 key: jax.Array, eta: float | jax.Array = 0.0, parameterization: str = "eps",
                 to_clean: bool = True, clip_x0: float | None = None) -> jax.Array:
     """DDIM (Song et al. 2021, eq. 12) from x_T [B, ...] over `steps` (noisiest first); `eta`
@@ -102,7 +102,7 @@ def ddim_sample(fn: Denoiser, schedule: losses.NoiseSchedule, x_T: jax.Array, st
     return x
 
 
-def ddpm_sample(fn: Denoiser, schedule: losses.NoiseSchedule, x_T: jax.Array, key: jax.Array,
+def ddpm_sample(fn: Denoiser, schedule: schedules.NoiseSchedule, x_T: jax.Array, key: jax.Array,
                 parameterization: str = "eps", clip_x0: float | None = None) -> jax.Array:
     """DDPM's ancestral sampler (Ho et al. 2020, algorithm 2) over all T steps. Its variance
     beta~_t = (1 - abar_{t-1}) / (1 - abar_t) beta_t is DDIM's at eta = 1, so this is that
@@ -111,7 +111,7 @@ def ddpm_sample(fn: Denoiser, schedule: losses.NoiseSchedule, x_T: jax.Array, ke
     return ddim_sample(fn, schedule, x_T, steps, key, 1.0, parameterization, clip_x0=clip_x0)
 
 
-def dpm_solver_sample(fn: Denoiser, schedule: losses.NoiseSchedule, x_T: jax.Array, steps,
+def dpm_solver_sample(fn: Denoiser, schedule: schedules.NoiseSchedule, x_T: jax.Array, steps,
                       parameterization: str = "eps", to_clean: bool = True,
                       clip_x0: float | None = None) -> jax.Array:
     """DPM-Solver++(2M) (Lu et al. 2022, algorithm 2): a multistep exponential integrator of the
@@ -141,7 +141,7 @@ def dpm_solver_sample(fn: Denoiser, schedule: losses.NoiseSchedule, x_T: jax.Arr
     return x
 
 
-def ddim_invert(fn: Denoiser, schedule: losses.NoiseSchedule, x0: jax.Array, steps,
+def ddim_invert(fn: Denoiser, schedule: schedules.NoiseSchedule, x0: jax.Array, steps,
                 parameterization: str = "eps") -> jax.Array:
     """Deterministic DDIM backwards, from clean data x0 to the noise at `steps[0]` (the same
     `steps` a sampler would take, noisiest first). Each step from level a to the noisier level
