@@ -14,7 +14,7 @@ from benchmarks import harness
 from jaxgen import config as config_lib
 from jaxgen import parallel
 from jaxgen.data import text
-from jaxgen.train import make_objective, objectives
+from jaxgen.train import families, make_objective
 from jaxgen.train.loop import jit_train_step
 from jaxgen.train.state import state_layout
 
@@ -70,7 +70,7 @@ def parameter_count(params) -> int:
 def number_of_evaluations(objective, sampler: str, steps: int) -> int:
     """Denoiser calls of one sampling run (per image and branch)."""
     if sampler == "ddpm":
-        return objective.schedule.num_steps
+        return objective.denoising.schedule.num_steps
     if sampler == "heun":
         return 2 * steps - 1  # the last step, to t = 0, is Euler
     return steps
@@ -179,7 +179,7 @@ def bench_train(config, batch: int, *, devices: int | None = None, repeats: int 
     key = jax.random.PRNGKey(0)
     abstract, shardings = state_layout(objective, mesh, config.mesh.min_fsdp_size)
     state = jax.jit(objective.init_state, out_shardings=shardings)(key)
-    images = jax.random.uniform(key, (batch, *objectives.image_shape(config)), minval=-1.0)
+    images = jax.random.uniform(key, (batch, *families.image_shape(config)), minval=-1.0)
     labels = jnp.arange(batch, dtype=jnp.int32) % max(int(config.model.get("num_classes", 0)), 1)
     host_batch = {"image": images, "label": labels}
     if config.data.get("text_length"):  # CLIP and latent diffusion train on caption tokens

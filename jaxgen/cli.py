@@ -2,11 +2,9 @@
 shell."""
 
 import argparse
-import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 DEFAULT_CACHE = Path.home() / ".cache" / "jaxgen" / "xla"
@@ -47,288 +45,42 @@ def _train(args) -> dict:
 
 
 def _sample(args) -> None:
-    import jax
-    import numpy as np
+    from jaxgen import commands
+    from jaxgen.train.objectives import SampleOptions
 
-    from jaxgen import viz
-    from jaxgen.train.run import load_run
-
-    if args.num < 1:
-        raise ValueError(f"--num must be at least 1, got {args.num}")
-    run = load_run(args.run)
-    key = jax.random.PRNGKey(args.seed)
-    labels = None
-    if run.config.family == "diffusion":
-        images, labels = _diffusion_samples(run, args, key)
-    else:
-        diffusion_only = {"--sampler": args.sampler, "--steps": args.steps,
-                          "--guidance": args.guidance, "--labels": args.labels}
-        if given := [k for k, v in diffusion_only.items() if v is not None]:
-            raise ValueError(f"{', '.join(given)} apply to diffusion runs; this run is a "
-                             f"{run.config.family}")
-        images = np.asarray(jax.jit(run.objective.sample, static_argnums=2)(run.params, key,
-                                                                             args.num))
-        if run.config.family == "gan":
-            labels = run.objective.default_labels(args.num)
-    out = Path(args.out) if args.out else Path(args.run) / "samples.npz"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if images.ndim == 4:
-        extra = {} if labels is None else {"labels": np.asarray(labels, np.int32)}
-        np.savez(out, images=viz.to_uint8(images), **extra)
-        ncols = None
-        if labels is not None and 1 < len(np.unique(labels)) <= 16:
-            ncols = len(np.unique(np.asarray(labels)))  # one class per column
-        shown = images[: 8 * (ncols or 8)]
-        viz.save_png(viz.image_grid(shown, ncols=ncols), out.with_suffix(".png"))
-        print(f"wrote {args.num} samples to {out} (and a grid of the first {len(shown)} as PNG)")
-    else:
-        np.savez(out, points=images.astype(np.float32))
-        viz.scatter_panels([(f"{args.num} samples", images)], out.with_suffix(".png"))
-        print(f"wrote {args.num} points to {out} (and a scatter plot as PNG)")
-
-
-def _diffusion_samples(run, args, key):
-    """(images [N, H, W, C] in [-1, 1], labels [N] or None) with the CLI's sampler options."""
-    import jax
-    import jax.numpy as jnp
-    import numpy as np
-
-    from jaxgen import parallel
-
-    objective, cfg = run.objective, run.config
-    sampler = args.sampler or cfg.sample.sampler
-    objective.check_sampler(sampler)
-    steps = args.steps or cfg.sample.steps
-    labels = None
-    if cfg.model.num_classes:
-        if args.labels:
-            wanted = np.array([int(c) for c in args.labels.split(",")], np.int32)
-            if wanted.min() < 0 or wanted.max() >= cfg.model.num_classes:
-                raise ValueError(f"--labels must lie in [0, {cfg.model.num_classes}), got "
-                                 f"{args.labels}")
-            labels = np.resize(wanted, args.num)  # cycled: one class per grid column
-        else:
-            labels = np.asarray(objective.default_labels(args.num))
-    elif args.labels or args.guidance:
-        raise ValueError("--labels and --guidance need a class-conditional run "
-                         "(model.num_classes > 0); this one is unconditional")
-    guidance = args.guidance if args.guidance is not None else cfg.sample.guidance
-    guidance = guidance if labels is not None else None
-    interval = tuple(args.interval) if args.interval else cfg.sample.guidance_interval
-    noise_key, sampler_key = jax.random.split(key)
-    x_T = jax.random.normal(noise_key, (args.num, *objective.data_shape))
-    if args.num % run.mesh.size == 0:  # sampling is sharded over the batch
-        x_T = jax.device_put(x_T, parallel.batch_sharding(run.mesh))
-    generate = jax.jit(objective.generate, static_argnames=("sampler", "steps"))
-    images = generate(run.params, x_T, sampler_key, None if labels is None else jnp.asarray(labels),
-                      guidance, interval, sampler=sampler, steps=steps)
-    return np.clip(np.asarray(images), -1.0, 1.0), labels
+    labels = None if args.labels is None else tuple(int(c) for c in args.labels.split(","))
+    options = SampleOptions(args.sampler, args.steps, args.guidance,
+                            tuple(args.interval) if args.interval else None, labels)
+    commands.sample(args.run, args.num, seed=args.seed, options=options, out=args.out)
 
 
 def _generate(args) -> None:
-    import numpy as np
+    from jaxgen import commands
 
-    from jaxgen import viz
-    from jaxgen.pipeline import TextToImage
-
-    pipe = TextToImage.from_run(args.run)
-    num = args.num or len(args.prompts)
-    images = pipe(args.prompts, num, guidance=args.guidance, interval=args.interval,
-                  seed=args.seed, sampler=args.sampler, steps=args.steps)
-    out = Path(args.out) if args.out else Path(args.run) / "generated.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ncols = len(args.prompts) if 1 < len(args.prompts) <= 16 else None  # a prompt per column
-    viz.save_png(viz.image_grid(images.astype(np.float32) / 127.5 - 1.0, ncols=ncols), out)
-    np.savez(out.with_suffix(".npz"), images=images,
-             prompts=np.array([args.prompts[i % len(args.prompts)] for i in range(num)]))
-    print(f"wrote {num} images of {len(args.prompts)} prompt(s) to {out} (uint8 arrays and "
-          f"their prompts in {out.with_suffix('.npz')})")
+    commands.generate(args.run, args.prompts, args.num, guidance=args.guidance,
+                      interval=args.interval, seed=args.seed, sampler=args.sampler,
+                      steps=args.steps, out=args.out)
 
 
 def _interpolate(args) -> None:
-    import jax
-    import numpy as np
+    from jaxgen import commands
 
-    from jaxgen import data, viz
-    from jaxgen.sample import pictures
-    from jaxgen.train.run import load_run
-
-    if args.pairs < 1 or args.steps < 2:
-        raise ValueError("interpolate needs --pairs >= 1 and --steps >= 2")
-    run = load_run(args.run)
-    if len(run.config.model.data_shape) != 3:
-        raise ValueError(f"interpolate draws images; {run.config.data.name} holds points "
-                         f"of shape {list(run.config.model.data_shape)}.")
-    if hasattr(run.objective, "encode"):  # between the codes of real test images
-        _, images, _ = data.load_arrays(run.config.data.name, "test", seed=run.config.seed,
-                                        data_dir=run.config.data.data_dir)
-        order = np.random.default_rng(args.seed).permutation(len(images))[: 2 * args.pairs]
-        strips = pictures.interpolation_strips(run.objective, run.params, images[order[::2]],
-                                               images[order[1::2]], args.steps, args.method)
-    else:  # a generator has no encoder: between random latents
-        strips = pictures.prior_interpolation_strips(
-            run.objective, run.params, jax.random.PRNGKey(args.seed), args.pairs, args.steps,
-            args.method)
-    out = Path(args.out) if args.out else Path(args.run) / "interpolation.png"
-    viz.save_png(viz.image_grid(strips, ncols=args.steps), out)
-    # each walk frame of a diffusion model is a whole sampler run: a smaller tour
-    tour = {"anchors": 4, "steps_between": 8, "grid": 4} if run.config.family == "diffusion" else {}
-    frames = pictures.walk_frames(run.objective, run.params, jax.random.PRNGKey(args.seed), **tour)
-    viz.save_gif(frames, out.with_suffix(".gif"))
-    print(f"wrote {out} ({args.pairs} strips, {args.method}) and a walk, {out.with_suffix('.gif')}")
+    commands.interpolate(args.run, args.pairs, args.steps, args.method, seed=args.seed,
+                         out=args.out)
 
 
 def _eval(args) -> dict:
-    """The family's metrics of a run, printed and written to RUN/eval.json."""
-    from jaxgen.train.run import load_run
+    from jaxgen import commands
+    from jaxgen.train.objectives import EvalOptions
 
-    run = load_run(args.run)
-    by_family = {"gan": _eval_gan, "diffusion": _eval_diffusion, "clip": _eval_clip,
-                 "ldm": _eval_ldm}
-    metrics = by_family.get(run.config.family, _eval_vae)(run, args)
-    Path(args.run, "eval.json").write_text(json.dumps(metrics, indent=2))
-    print(json.dumps(metrics, indent=2))
-    return metrics
-
-
-def _eval_vae(run, args) -> dict:
-    from jaxgen import data
-    from jaxgen.eval import evaluate_vae
-
-    cfg = run.config
-    _, images, _ = data.load_arrays(cfg.data.name, cfg.eval.split, seed=cfg.seed,
-                                    data_dir=cfg.data.data_dir)
-    images = images[: args.num_examples or cfg.eval.num_examples]
-    t0 = time.perf_counter()
-    metrics = evaluate_vae(run.objective, run.params, images, mesh=run.mesh,
-                           num_samples=args.iwae_samples or cfg.eval.iwae_samples,
-                           batch_size=cfg.eval.batch_size, seed=args.seed)
-    metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
-                   split=cfg.eval.split, dataset=cfg.data.name)
-    return metrics
-
-
-def _eval_gan(run, args) -> dict:
-    from jaxgen import viz
-    from jaxgen.data import toy
-    from jaxgen.eval import gan as gan_eval
-    from jaxgen.eval.classifier import load_or_train
-
-    cfg, seed = run.config, args.seed
-    num = args.num_examples or cfg.eval.num_samples
-    t0 = time.perf_counter()
-    if len(cfg.model.data_shape) == 3:
-        classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
-        metrics = gan_eval.class_histogram(run.objective, run.params, classifier, num, seed)
-    elif cfg.data.name in ("ring8", "grid25"):
-        metrics, samples = gan_eval.mode_report(run.objective, run.params, num, seed)
-        centers, _ = toy.mixture_modes(cfg.data.name)
-        viz.scatter_panels([(f"{metrics['modes']} modes, {100 * metrics['high_quality']:.1f}% "
-                             "high quality", samples)], Path(args.run, "modes.png"),
-                           reference=centers)
-    else:
-        samples = gan_eval.draw(run.objective, run.params, num, seed)
-        metrics = gan_eval.helix_report(samples, gan_eval.held_out(cfg.data.name, num,
-                                                                   cfg.seed))
-    metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
-                   dataset=cfg.data.name)
-    return metrics
-
-
-def _eval_diffusion(run, args) -> dict:
-    from jaxgen.eval.diffusion import guidance_table, scorer
-
-    cfg = run.config
-    if not cfg.model.num_classes:
-        raise ValueError("eval scores class-conditional diffusion runs (accuracy of the "
-                         "requested class); this run is unconditional")
-    classifier, reference = scorer(cfg, cfg.eval.split)
-    t0 = time.perf_counter()
-    rows = guidance_table(run.objective, run.params, classifier, reference,
-                          list(cfg.eval.guidance), [(cfg.sample.sampler, cfg.sample.steps)],
-                          args.num_examples or cfg.eval.num_samples, args.seed)
-    metrics = {"rows": rows, "step": int(run.state.step), "seconds": time.perf_counter() - t0,
-               "dataset": cfg.data.name, "classifier_test_accuracy": classifier.test_accuracy}
-    return metrics
-
-
-def _eval_clip(run, args) -> dict:
-    from jaxgen.eval.clip import evaluate
-
-    cfg = run.config
-    t0 = time.perf_counter()
-    metrics = evaluate(run.objective, run.params, cfg.data.name, cfg.eval.split, seed=cfg.seed,
-                       data_dir=cfg.data.data_dir)
-    metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
-                   dataset=cfg.data.name, split=cfg.eval.split, loss=cfg.model.loss)
-    return metrics
-
-
-def _eval_ldm(run, args) -> dict:
-    from jaxgen import data
-    from jaxgen.eval.classifier import load_or_train
-    from jaxgen.eval.ldm import prompt_following, real_spread
-    from jaxgen.pipeline import TextToImage
-
-    cfg = run.config
-    classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
-    t0 = time.perf_counter()
-    rows = prompt_following(TextToImage(run), classifier, list(cfg.eval.guidance),
-                            args.num_examples or cfg.eval.num_per_prompt, args.seed,
-                            dataset=cfg.data.name, data_seed=cfg.seed,
-                            data_dir=cfg.data.data_dir)
-    _, test_images, test_labels = data.load_arrays(cfg.data.name, cfg.eval.split,
-                                                   seed=cfg.seed, data_dir=cfg.data.data_dir)
-    metrics = {"rows": rows, "real_spread": real_spread(test_images, test_labels),
-               "step": int(run.state.step), "seconds": time.perf_counter() - t0,
-               "dataset": cfg.data.name, "sampler": cfg.sample.sampler,
-               "sampler_steps": cfg.sample.steps,
-               "classifier_test_accuracy": classifier.test_accuracy}
-    return metrics
+    return commands.evaluate(args.run, EvalOptions(args.num_examples, args.iwae_samples,
+                                                   args.seed))
 
 
 def _arith(args) -> None:
-    import jax
-    import numpy as np
+    from jaxgen import commands
 
-    from jaxgen import data, viz
-    from jaxgen.eval.classifier import load_or_train
-    from jaxgen.sample import pictures
-    from jaxgen.train.run import load_run
-
-    run = load_run(args.run)
-    cfg, objective, params = run.config, run.objective, run.params
-    if len(cfg.model.data_shape) != 3:
-        raise ValueError("arith works on image models; this run generates points")
-    info, images, labels = data.load_arrays(cfg.data.name, "test", seed=cfg.seed,
-                                            data_dir=cfg.data.data_dir)
-    num_classes = info.num_classes
-    if hasattr(objective, "encode"):  # a VAE: codes of real test digits, with their labels
-        codes = np.asarray(objective.encode(params, images[: args.num])[0])
-        labels = labels[: args.num]
-        source = f"posterior means of {len(codes)} test images"
-    else:  # a GAN: label generated images with the library's classifier
-        classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
-        codes, labels = pictures.labelled_latents(objective, params, classifier,
-                                                  jax.random.PRNGKey(args.seed), args.num)
-        source = (f"{len(codes)} of {args.num} generated images that the classifier labels "
-                  "with confidence >= 0.9")
-    present = np.unique(labels)
-    if len(present) < 2:
-        raise ValueError(f"only classes {present.tolist()} found among {source}; need two")
-    rng = np.random.default_rng(args.seed)
-    pairs = [(int(rng.choice(np.flatnonzero(labels == c))), int(present[(i + 1) % len(present)]))
-             for i, c in enumerate(present)]
-    rows, means = pictures.latent_class_arithmetic(objective, params, codes, labels,
-                                                   num_classes, pairs)
-    out = Path(args.out) if args.out else Path(args.run) / "arithmetic.png"
-    viz.save_png(viz.image_grid(rows, ncols=4), out)
-    frames = pictures.mean_walk_frames(objective, params, means, present.tolist())
-    viz.save_gif(frames, out.with_name(out.stem + "_walk.gif"))
-    counts = np.bincount(labels, minlength=num_classes).tolist()
-    print(f"class means from {source} (per class: {counts}); rows: z, mean of its class, mean "
-          f"of the next class, z - own + next -> {out}; walk through the class means -> "
-          f"{out.with_name(out.stem + '_walk.gif')}")
+    commands.arith(args.run, args.num, seed=args.seed, out=args.out)
 
 
 def _demo(args) -> None:
@@ -378,7 +130,8 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--num", type=int, default=64, help="number of samples")
     sample.add_argument("--out", help="output .npz path (default: RUN/samples.npz)")
     sample.add_argument("--seed", type=int, default=0)
-    diff = sample.add_argument_group("diffusion runs (defaults: the run's config `sample`)")
+    diff = sample.add_argument_group("diffusion and latent diffusion runs (defaults: the run's "
+                                      "config `sample`; --labels: class-conditional diffusion)")
     diff.add_argument("--sampler", choices=("ddim", "ddpm", "dpm_solver", "euler", "heun"),
                       help="ddim/ddpm/dpm_solver for eps/x0/v models, euler/heun for flow "
                       "matching")
@@ -416,7 +169,8 @@ def _parser() -> argparse.ArgumentParser:
     interp = sub.add_parser("interpolate", help="interpolate between test images in latent space",
                             description="Encodes pairs of test images and decodes the path "
                             "between their codes (one strip per pair, PNG), plus a latent "
-                            "walk GIF beside it.")
+                            "walk GIF beside it. A GAN has no encoder: its strips run between "
+                            "random latents. VAE, GAN and diffusion runs (DDIM inversion).")
     interp.add_argument("--run", required=True, help="the run directory")
     interp.add_argument("--pairs", type=int, default=8, help="number of image pairs")
     interp.add_argument("--steps", type=int, default=10, help="images per strip, ends included")
@@ -487,11 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     _setup_jax(args)
     from jaxgen.data import DatasetNotPreparedError
     from jaxgen.train import CheckpointError
+    from jaxgen.train.objectives import CapabilityError
 
     expected = (ValueError, KeyError, FileNotFoundError, FileExistsError, FloatingPointError,
                 CheckpointError, DatasetNotPreparedError)
     try:
         args.run_command(args)
+    except CapabilityError as e:  # a command this run's family does not do: a usage error
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except expected as e:
         if args.debug:
             raise

@@ -17,12 +17,20 @@ def load(path: str | Path) -> ml_collections.ConfigDict:
         raise FileNotFoundError(f"No config at {path}; see experiments/ for the shipped ones.")
     if path.suffix == ".json":
         return ml_collections.ConfigDict(json.loads(path.read_text()))
-    spec = importlib.util.spec_from_file_location(f"jaxgen_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = import_file(path)
     if not hasattr(module, "get_config"):
         raise ValueError(f"{path} defines no get_config().")
     return module.get_config()
+
+
+def import_file(path: str | Path):
+    """The Python file at `path` as a module, without putting its folder on `sys.path`: how a
+    config reads the helpers beside it (`experiments/common.py`)."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"jaxgen_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _parse(text: str):

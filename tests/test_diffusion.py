@@ -101,7 +101,7 @@ def test_guided_sampling_compiles_once():
     assert outputs[0].shape == (4, 28, 28, 1)
     # The zero-initialised output conv predicts eps = 0 at init, so each DDIM step rescales x
     # by alpha_prev / alpha_t: the sample is x_T / alpha at the first timestep (t = 999).
-    np.testing.assert_allclose(outputs[0], x_T / objective.schedule.alpha[999], rtol=1e-4)
+    np.testing.assert_allclose(outputs[0], x_T / objective.denoising.schedule.alpha[999], rtol=1e-4)
     generate(params, x_T, jax.random.PRNGKey(0), jnp.arange(4), 1.0, (0.0, 1.0),
              sampler="dpm_solver", steps=4)
     assert generate._cache_size() == 2  # a new sampler is a new program

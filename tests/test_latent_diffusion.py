@@ -12,7 +12,7 @@ from jaxgen.eval import ldm as ldm_eval
 from jaxgen.pipeline import TextToImage
 from jaxgen.train import latent_diffusion as ldm_module
 from jaxgen.train import make_objective
-from jaxgen.train.run import load_run
+from jaxgen.train.run import load_frozen, load_run
 from tests import helpers
 
 
@@ -97,23 +97,25 @@ def test_generate_cli(runs, tmp_path):
     assert list(saved["prompts"]) == ["a thin seven", "a large one"] * 2
     assert Image.open(out).size == (2 * (2 * 30 + 2), 2 * (2 * 30 + 2))  # 2 columns x 2 rows
     bad = helpers.run_cli(["generate", "a seven", "--run", str(root / "ae")], devices=1)
-    assert bad.returncode == 1 and "needs a latent diffusion run" in bad.stderr
+    assert bad.returncode == 2, bad.stderr
+    assert bad.stderr.strip().splitlines()[-1] == (
+        "error: generate needs a text-to-image model, which ldm runs have; this is a vae run")
 
 
 def test_mismatched_or_missing_pretrained_runs_are_clear_errors(runs, tmp_path):
     root, _ = runs
     config = helpers.tiny_ldm_config(root / "ae", root / "clip",
                                      "ldm.autoencoder.model.channels=(8, 8)")
-    with pytest.raises(ValueError, match="was trained with model"):
-        make_objective(config).load_pretrained(None, None)  # checked before any state is used
+    with pytest.raises(ValueError, match="ldm.autoencoder_run: .* was trained with model"):
+        load_frozen(make_objective(config).frozen_runs()["autoencoder"])
     config = helpers.tiny_ldm_config(tmp_path / "nothing", root / "clip")
-    with pytest.raises(FileNotFoundError, match="is not a training run"):
-        make_objective(config).load_pretrained(None, None)
+    with pytest.raises(FileNotFoundError, match="ldm.autoencoder_run: .* is not a training run"):
+        load_frozen(make_objective(config).frozen_runs()["autoencoder"])
     # a text tower of another context length: its position table would not fit
     config = helpers.tiny_ldm_config(root / "ae", root / "clip", "ldm.text.data.text_length=48",
                                      "data.text_length=48")
     with pytest.raises(ValueError, match="was trained with data.text_length 56"):
-        make_objective(config).load_pretrained(None, None)
+        load_frozen(make_objective(config).frozen_runs()["text"])
     with pytest.raises(ValueError, match="binarised digits"):
         make_objective(helpers.tiny_ldm_config(root / "ae", root / "clip",
                                                "ldm.autoencoder.model.binarize=True"))

@@ -15,7 +15,7 @@ import pytest
 
 from jaxgen import data
 from jaxgen.eval import evaluate_vae
-from jaxgen.train import Checkpointer, NonFiniteLossError, objectives, train
+from jaxgen.train import Checkpointer, NonFiniteLossError, families, train
 from jaxgen.train.checkpoint import with_shardings
 from jaxgen.train.run import load_run
 from jaxgen.train.vae import VAEObjective
@@ -84,7 +84,7 @@ class _PoisonedAt(VAEObjective):
 
 
 def test_nan_gradient_at_a_checkpoint_step_is_not_saved(tmp_path, tiny_config, monkeypatch):
-    monkeypatch.setitem(objectives._FAMILIES, "vae", _PoisonedAt)
+    monkeypatch.setitem(families.FAMILIES, "vae", _PoisonedAt)
     with pytest.raises(NonFiniteLossError, match="grad_norm became nan at step 20"):
         train(tiny_config(), tmp_path)  # checkpoints every 10 steps
     assert Checkpointer(tmp_path / "checkpoints").steps() == [10]

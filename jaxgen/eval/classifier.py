@@ -78,7 +78,7 @@ def fit(images: np.ndarray, labels: np.ndarray, num_classes: int, key: jax.Array
     jitted pure update inside a `lax.scan` over pre-drawn batch indices."""
     init_key, data_key = jax.random.split(key)
     model = Classifier(images.shape[1:], num_classes, rngs=nnx.Rngs(init_key))
-    graphdef, params = nnx.split(model)
+    graphdef, params = nnx.split(model, nnx.Param)  # exhaustive: an MLP of parameters
     params = params.to_pure_dict()
     tx = optax.adam(learning_rate)
     images, labels = jnp.asarray(images), jnp.asarray(labels)
@@ -110,7 +110,8 @@ def load_or_train(dataset: str, seed: int = 0, cache_dir: str | Path | None = No
     key = jax.random.PRNGKey(seed)
     path = Path(cache_dir).resolve() / f"{dataset.replace(':', '_')}_seed{seed}"
     graphdef, abstract = nnx.split(
-        nnx.eval_shape(lambda: Classifier(info.shape, info.num_classes, rngs=nnx.Rngs(0))))
+        nnx.eval_shape(lambda: Classifier(info.shape, info.num_classes, rngs=nnx.Rngs(0))),
+        nnx.Param)
     abstract = abstract.to_pure_dict()
     meta = path / "accuracy.json"
     if meta.exists():

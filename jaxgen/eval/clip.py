@@ -9,6 +9,8 @@ protocol at small scale: L2-regularised logistic regression on the image tower's
 features, C chosen on a validation fifth of the training split, then refitted on all of it.
 """
 
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -108,3 +110,15 @@ def evaluate(objective, params, dataset: str, split: str = "test", seed: int = 0
             "attributes": attribute_accuracy(objective, params, images, labels, levels),
             "num_test_images": len(images), "num_train_images": len(train_images),
             "prompts": class_prompts()[7]}
+
+
+def evaluate_run(run, options) -> dict:
+    """`evaluate` on the run's dataset and `eval.split`."""
+    del options  # every test image, no sampling
+    cfg = run.config
+    t0 = time.perf_counter()
+    metrics = evaluate(run.objective, run.params, cfg.data.name, cfg.eval.split, seed=cfg.seed,
+                       data_dir=cfg.data.data_dir)
+    metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
+                   dataset=cfg.data.name, split=cfg.eval.split, loss=cfg.model.loss)
+    return metrics

@@ -62,3 +62,20 @@ def guidance_table(objective, params, classifier, reference: np.ndarray, scales,
                          "fd": frechet_distance(classifier.features(images), reference_features),
                          "num_samples": num, "seconds": seconds})
     return rows
+
+
+def evaluate_run(run, options) -> dict:
+    """`guidance_table` of a class-conditional run: one row per guidance scale of
+    `eval.guidance`, with the config's sampler, from `options.num` (or `eval.num_samples`)
+    samples scored against the `eval.split` images."""
+    cfg = run.config
+    if not cfg.model.num_classes:
+        raise ValueError("eval scores class-conditional diffusion runs (accuracy of the "
+                         "requested class); this run is unconditional")
+    classifier, reference = scorer(cfg, cfg.eval.split)
+    t0 = time.perf_counter()
+    rows = guidance_table(run.objective, run.params, classifier, reference,
+                          list(cfg.eval.guidance), [(cfg.sample.sampler, cfg.sample.steps)],
+                          options.num or cfg.eval.num_samples, options.seed)
+    return {"rows": rows, "step": int(run.state.step), "seconds": time.perf_counter() - t0,
+            "dataset": cfg.data.name, "classifier_test_accuracy": classifier.test_accuracy}

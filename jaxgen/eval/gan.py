@@ -1,11 +1,15 @@
 """Scores of a trained GAN from its samples: mode coverage on the Gaussian mixtures and, on the
 helix, the distance to held-out data and the spread around the curve."""
 
+import time
+from pathlib import Path
+
 import jax
 import numpy as np
 
-from jaxgen import data
+from jaxgen import data, viz
 from jaxgen.data import toy
+from jaxgen.eval.classifier import load_or_train
 from jaxgen.eval.samples import distance_to_curve, energy_distance, mode_coverage
 
 
@@ -55,3 +59,28 @@ def class_histogram(objective, params, classifier, num_samples: int = 2000, seed
     return {"counts": counts.tolist(), "confident": float(np.mean(confidence >= min_confidence)),
             "kl_to_uniform": float(np.sum(q[nonzero] * np.log(q[nonzero] * num_classes))),
             "num_samples": num_samples, "classifier_test_accuracy": classifier.test_accuracy}
+
+
+def evaluate_run(run, options) -> dict:
+    """The scores of a GAN run from `options.num` (or `eval.num_samples`) samples: on images,
+    `class_histogram`; on ring8/grid25, `mode_report` (and a scatter of the samples against
+    the modes, `modes.png` in `options.out_dir`); on the helix, `helix_report`."""
+    cfg, seed = run.config, options.seed
+    num = options.num or cfg.eval.num_samples
+    t0 = time.perf_counter()
+    if len(cfg.model.data_shape) == 3:
+        classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
+        metrics = class_histogram(run.objective, run.params, classifier, num, seed)
+    elif cfg.data.name in ("ring8", "grid25"):
+        metrics, samples = mode_report(run.objective, run.params, num, seed)
+        if options.out_dir is not None:
+            centers, _ = toy.mixture_modes(cfg.data.name)
+            viz.scatter_panels([(f"{metrics['modes']} modes, {100 * metrics['high_quality']:.1f}% "
+                                 "high quality", samples)], Path(options.out_dir, "modes.png"),
+                               reference=centers)
+    else:
+        samples = draw(run.objective, run.params, num, seed)
+        metrics = helix_report(samples, held_out(cfg.data.name, num, cfg.seed))
+    metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
+                   dataset=cfg.data.name)
+    return metrics

@@ -16,10 +16,13 @@ prompt is drawn `num_per_prompt` times from the same seeds, and:
   `real_spread` is the same statistic of the held-out digits of each class, for reference.
 """
 
+import time
+
 import numpy as np
 
 from jaxgen import data
 from jaxgen.data import captions as captions_lib
+from jaxgen.eval.classifier import load_or_train
 
 ATTRIBUTES = ("thickness", "size")  # slant's words are weak prompts: reported by CLIP eval
 
@@ -59,7 +62,8 @@ def prompt_following(pipe, classifier, guidance_scales, num_per_prompt: int = 20
                      seed: int = 0, sampler: str | None = None, steps: int | None = None,
                      dataset: str = "mnist5k", data_seed: int = 0,
                      data_dir: str | None = None) -> list[dict]:
-    """One row per guidance scale (see the module docstring); `pipe` is a `TextToImage`."""
+    """One row per guidance scale (see the module docstring); `pipe` is a `TextToImage` (or
+    any function of (prompts, num, guidance=, seed=, sampler=, steps=) to uint8 images)."""
     _, train_images, train_labels = data.load_arrays(dataset, "train", seed=data_seed,
                                                      data_dir=data_dir)
     bins = captions_lib.AttributeBins.fit(captions_lib.measure(train_images), train_labels)
@@ -95,3 +99,24 @@ def prompt_following(pipe, classifier, guidance_scales, num_per_prompt: int = 20
                 for k in range(num_classes)]))
         table.append(row)
     return table
+
+
+def evaluate_run(run, options, pipe) -> dict:
+    """`prompt_following` of a latent diffusion run at each guidance scale of `eval.guidance`,
+    `options.num` (or `eval.num_per_prompt`) images per prompt drawn with `pipe` (the run's
+    text-to-image function, as `TextToImage` calls it), beside the held-out digits' own
+    spread."""
+    cfg = run.config
+    classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
+    t0 = time.perf_counter()
+    rows = prompt_following(pipe, classifier, list(cfg.eval.guidance),
+                            options.num or cfg.eval.num_per_prompt, options.seed,
+                            dataset=cfg.data.name, data_seed=cfg.seed,
+                            data_dir=cfg.data.data_dir)
+    _, test_images, test_labels = data.load_arrays(cfg.data.name, cfg.eval.split,
+                                                   seed=cfg.seed, data_dir=cfg.data.data_dir)
+    return {"rows": rows, "real_spread": real_spread(test_images, test_labels),
+            "step": int(run.state.step), "seconds": time.perf_counter() - t0,
+            "dataset": cfg.data.name, "sampler": cfg.sample.sampler,
+            "sampler_steps": cfg.sample.steps,
+            "classifier_test_accuracy": classifier.test_accuracy}

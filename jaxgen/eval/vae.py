@@ -8,11 +8,13 @@ noise from its own key (the seed folded with its index), so the figures do not d
 batch size or the device count.
 """
 
+import time
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgen import losses, parallel
+from jaxgen import data, losses, parallel
 
 
 def _bounds(objective, params, inputs, targets, keys, num_samples: int, chunk: int):
@@ -94,3 +96,19 @@ def evaluate(
         "num_examples": len(images),
         "iwae_samples": num_samples,
     }
+
+
+def evaluate_run(run, options) -> dict:
+    """`evaluate` on the run's `eval.split` (the first `options.num` or `eval.num_examples`
+    examples), with K = `options.iwae_samples` or `eval.iwae_samples`."""
+    cfg = run.config
+    _, images, _ = data.load_arrays(cfg.data.name, cfg.eval.split, seed=cfg.seed,
+                                    data_dir=cfg.data.data_dir)
+    images = images[: options.num or cfg.eval.num_examples]
+    t0 = time.perf_counter()
+    metrics = evaluate(run.objective, run.params, images, mesh=run.mesh,
+                       num_samples=options.iwae_samples or cfg.eval.iwae_samples,
+                       batch_size=cfg.eval.batch_size, seed=options.seed)
+    metrics.update(step=int(run.state.step), seconds=time.perf_counter() - t0,
+                   split=cfg.eval.split, dataset=cfg.data.name)
+    return metrics

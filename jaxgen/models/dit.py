@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from jaxgen.models.layers import Attention, timestep_embedding
+from jaxgen.models.layers import Attention, condition_embedding
 
 # Peebles & Xie 2023, table 1 (the /2 models: patch size 2).
 DIT_S2 = dict(patch_size=2, hidden=384, depth=12, num_heads=6)
@@ -179,13 +179,9 @@ class DiT(nnx.Module):
 
     def embed(self, time, labels):
         """The conditioning vector c [B, hidden]: time embedding plus label embedding."""
-        cond = timestep_embedding(time, TIME_FEATURES).astype(self.dtype)
-        cond = self.time_mlp[1](nnx.silu(self.time_mlp[0](cond)))
-        if self.class_embed is not None:
-            if labels is None:
-                labels = jnp.full(time.shape, self.num_classes)  # the null class
-            cond = cond + self.class_embed(labels)
-        return cond
+        return condition_embedding(self.time_mlp, self.class_embed, time, labels,
+                                   num_features=TIME_FEATURES, null_class=self.num_classes,
+                                   dtype=self.dtype)
 
     def __call__(self, x, time, labels=None, context=None, *, dropout_key=None):
         if tuple(x.shape[1:]) != self.data_shape:

@@ -8,7 +8,8 @@ backend is slow at the kernel gradient of `lax.conv_transpose`: for the DCGAN ge
 sub-pixel form on one core. So on CPU the sub-pixel form is the default; on GPU and TPU the
 native op is used.
 
-`timestep_embedding` and `Attention` are the pieces every denoiser shares (U-Net, DiT).
+`timestep_embedding`, `condition_embedding` and `Attention` are the pieces every denoiser
+shares (U-Net, DiT).
 """
 
 import jax
@@ -25,6 +26,21 @@ def timestep_embedding(time: jax.Array, dim: int, max_period: float = 10000.0) -
     args = jnp.asarray(time, jnp.float32)[:, None] * freqs[None]
     emb = jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
     return jnp.pad(emb, ((0, 0), (0, dim % 2)))
+
+
+def condition_embedding(time_mlp, class_embed, time: jax.Array, labels: jax.Array | None, *,
+                        num_features: int, null_class: int, dtype) -> jax.Array:
+    """A denoiser's conditioning vector [B, D]: the two-layer SiLU MLP `time_mlp` of the
+    `num_features` sinusoidal features of `time` [B] (DDPM's, DiT's), plus the embedding
+    `class_embed` of `labels` [B] in a class-conditional model (None: the null class, index
+    `null_class`, the unconditional half of classifier-free guidance)."""
+    emb = timestep_embedding(time, num_features).astype(dtype)
+    emb = time_mlp[1](nnx.silu(time_mlp[0](emb)))
+    if class_embed is not None:
+        if labels is None:
+            labels = jnp.full(time.shape, null_class)
+        emb = emb + class_embed(labels)
+    return emb
 
 
 class Attention(nnx.Module):

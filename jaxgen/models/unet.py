@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from jaxgen.models.layers import Attention, timestep_embedding
+from jaxgen.models.layers import Attention, condition_embedding
 
 # Ho et al. 2020, appendix B: the 32x32 model.
 DDPM_CIFAR10 = dict(data_shape=(32, 32, 3), channels=128, channel_mults=(1, 2, 2, 2),
@@ -184,13 +184,9 @@ class UNet(nnx.Module):
         self.conv_out = _conv(c, out_channels or in_channels, rngs, dtype, zero=True)
 
     def embed(self, time, labels):
-        emb = timestep_embedding(time, self.channels).astype(self.dtype)
-        emb = self.time_mlp[1](nnx.swish(self.time_mlp[0](emb)))
-        if self.class_embed is not None:
-            if labels is None:
-                labels = jnp.full(time.shape, self.num_classes)  # the null class
-            emb = emb + self.class_embed(labels)
-        return emb
+        return condition_embedding(self.time_mlp, self.class_embed, time, labels,
+                                   num_features=self.channels, null_class=self.num_classes,
+                                   dtype=self.dtype)
 
     def _apply(self, blocks, h, emb, context, key):
         for i, block in enumerate(blocks):

@@ -1,8 +1,8 @@
 """The training engine: state, optimizer, checkpoints, the loop, and one objective per family."""
 
 from jaxgen.train.checkpoint import Checkpointer, CheckpointError
+from jaxgen.train.families import make as make_objective
 from jaxgen.train.loop import NonFiniteLossError, TrainResult, train
-from jaxgen.train.objectives import make as make_objective
 from jaxgen.train.state import TrainState, gradient_step, make_optimizer
 
 __all__ = [

@@ -15,11 +15,14 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgen import losses
+from jaxgen.eval import clip as clip_eval
 from jaxgen.models.clip import CLIP, ImageEncoder, TextEncoder
+from jaxgen.train import state as state_lib
+from jaxgen.train.objectives import EvalOptions, Evaluator, Objective, Run
 from jaxgen.train.state import TrainState, compute_dtype, gradient_step, make_optimizer
 
 
-class CLIPObjective:
+class CLIPObjective(Objective, Evaluator):
     progress_metrics = ("loss", "image_to_text_accuracy")
 
     def __init__(self, config):
@@ -49,9 +52,7 @@ class CLIPObjective:
         return nnx.merge(self.graphdef, params)
 
     def init_state(self, key: jax.Array) -> TrainState:
-        init_key, rng = jax.random.split(key)
-        params = nnx.state(self.build(nnx.Rngs(init_key))).to_pure_dict()
-        return TrainState.create(params, self.tx, rng, use_ema=self.ema_decay > 0)
+        return state_lib.init_state(self.build, self.tx, self.ema_decay, key)
 
     def loss(self, params, batch, key):
         del key  # deterministic towers
@@ -88,6 +89,10 @@ class CLIPObjective:
 
     def logit_scale(self, params) -> jax.Array:
         return jnp.exp(self.model(params).log_scale[...])
+
+    def evaluate(self, run: Run, options: EvalOptions) -> dict:
+        """Zero-shot vs linear-probe accuracy and attribute agreement (`jaxgen.eval.clip`)."""
+        return clip_eval.evaluate_run(run, options)
 
 
 def _unit(x: jax.Array) -> jax.Array:

@@ -19,6 +19,7 @@ import optax
 from flax import nnx
 
 from jaxgen import losses
+from jaxgen.eval import gan as gan_eval
 from jaxgen.models.gan import (
     DCGANDiscriminator,
     DCGANGenerator,
@@ -26,12 +27,27 @@ from jaxgen.models.gan import (
     MlpGenerator,
     pack_samples,
 )
-from jaxgen.train.state import TrainState, compute_dtype, ema_update, make_optimizer
+from jaxgen.train.objectives import (
+    EvalOptions,
+    Evaluator,
+    LatentSpace,
+    Objective,
+    Run,
+    SampleOptions,
+    Sampler,
+)
+from jaxgen.train.state import (
+    TrainState,
+    apply_gradients,
+    compute_dtype,
+    ema_update,
+    make_optimizer,
+)
 
 UPDATE_ORDERS = ("alternating", "simultaneous")
 
 
-class GANObjective:
+class GANObjective(Objective, Sampler, LatentSpace, Evaluator):
     """Config `model` fields: kind ("mlp" | "dcgan"), data_shape, latent_dim, num_classes (0 for
     unconditional), g_hidden / d_hidden / d_maxout_pieces (mlp), g_channels / d_channels (dcgan),
     g_batch_norm. Config `gan` fields: loss (see `losses.ADVERSARIAL_LOSSES`), update_order,
@@ -116,7 +132,7 @@ class GANObjective:
     def init_state(self, key: jax.Array) -> TrainState:
         init_key, rng = jax.random.split(key)
         generator, discriminator = self.build(nnx.Rngs(init_key))
-        g_params, g_stats = nnx.state(generator, nnx.Param, ...)
+        g_params, g_stats = nnx.state(generator, nnx.Param, ...)  # the rest: batch statistics
         params = {"generator": g_params.to_pure_dict(),
                   "discriminator": nnx.state(discriminator, nnx.Param).to_pure_dict()}
         if g_stats := g_stats.to_pure_dict():
@@ -188,8 +204,8 @@ class GANObjective:
     def _discriminator_update(self, params, d_opt_state, real, labels, key):
         (loss, aux), grads = jax.value_and_grad(self.discriminator_loss, has_aux=True)(
             params["discriminator"], params, real, self._labels(labels), key)
-        updates, d_opt_state = self.d_tx.update(grads, d_opt_state, params["discriminator"])
-        d_params = optax.apply_updates(params["discriminator"], updates)
+        d_params, d_opt_state = apply_gradients(self.d_tx, params["discriminator"], d_opt_state,
+                                                grads)
         aux = {"d_loss": loss, "d_grad_norm": optax.global_norm(grads), **aux}
         return d_params, d_opt_state, aux
 
@@ -224,9 +240,9 @@ class GANObjective:
             g_loss, g_grads, new_stats = self._generator_grads(params, d_params, label_sets[0],
                                                                g_key)
 
-        g_updates, g_opt = self.g_tx.update(g_grads, opt_state["generator"], params["generator"])
-        new_params = {"generator": optax.apply_updates(params["generator"], g_updates),
-                      "discriminator": d_params}
+        g_params, g_opt = apply_gradients(self.g_tx, params["generator"], opt_state["generator"],
+                                          g_grads)
+        new_params = {"generator": g_params, "discriminator": d_params}
         if new_stats:
             new_params["generator_stats"] = new_stats
         ema = state.ema_params
@@ -257,3 +273,14 @@ class GANObjective:
 
     def sample(self, params, key: jax.Array, num: int, labels=None) -> jax.Array:
         return self.decode(params, self.draw_latents(key, num), labels)
+
+    def draw(self, params, key: jax.Array, num: int, options: SampleOptions, mesh):
+        """`sample`'s images, with their classes for a conditional GAN (0, 1, ..., K-1 in
+        turn)."""
+        samples, _ = super().draw(params, key, num, options, mesh)
+        return samples, self.default_labels(num)
+
+    def evaluate(self, run: Run, options: EvalOptions) -> dict:
+        """Class histogram (images), mode coverage (ring8, grid25) or the helix report
+        (`jaxgen.eval.gan`)."""
+        return gan_eval.evaluate_run(run, options)

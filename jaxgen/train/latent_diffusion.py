@@ -18,8 +18,7 @@ from at the start), latent_scale (0: measure it), p_uncond, prompts (the sample 
 `model` is the U-Net's, with data_shape the latent grid and context_dim the text width.
 """
 
-import json
-from pathlib import Path
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -27,23 +26,42 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxgen import data
+from jaxgen import data, parallel, viz
 from jaxgen.data.text import tokenize
+from jaxgen.eval import ldm as ldm_eval
 from jaxgen.models.vae import reparameterize
-from jaxgen.sample import diffusion as samplers
 from jaxgen.train.clip import CLIPObjective
-from jaxgen.train.diffusion import FLOW_TIME_SCALE, DiffusionObjective
-from jaxgen.train.state import TrainState, make_optimizer
+from jaxgen.train.denoising import Denoising, build_denoiser
+from jaxgen.train.objectives import (
+    EvalOptions,
+    Evaluator,
+    FrozenRun,
+    Objective,
+    PromptToImage,
+    Run,
+    SampleOptions,
+    Sampler,
+    UsesFrozenRuns,
+)
+from jaxgen.train.state import TrainState, gradient_step, make_optimizer
 from jaxgen.train.vae import VAEObjective
 
 FROZEN = ("autoencoder", "text", "latent_scale")
 SCALE_IMAGES = 1000  # training images whose latents set `latent_scale`
 
+# The config entries the frozen parts depend on: the whole autoencoder model (its likelihood
+# and binarisation decide what it decodes), and of a CLIP run only the text tower.
+AUTOENCODER_SECTIONS = ("model", "compute_dtype")
+TEXT_SECTIONS = ("model.text_width", "model.text_depth", "model.text_heads", "model.embed_dim",
+                 "data.text_length", "compute_dtype")
 
-class LatentDiffusionObjective(DiffusionObjective):
-    progress_metrics = ("loss",)
+
+class LatentDiffusionObjective(Objective, Sampler, PromptToImage, Evaluator, UsesFrozenRuns):
+    example_shape_key = "ldm.autoencoder.model.data_shape"  # the U-Net's data are latents
+    sample_options = ("sampler", "steps", "guidance", "interval")
 
     def __init__(self, config):
+        self.config = config
         ldm = config.ldm
         self.autoencoder = VAEObjective(ldm.autoencoder)
         self.clip = CLIPObjective(ldm.text)
@@ -74,39 +92,52 @@ class LatentDiffusionObjective(DiffusionObjective):
             raise ValueError("ldm.prompts (the sample grid's prompts) is empty")
         self.text_graphdef = nnx.graphdef(nnx.eval_shape(
             lambda: self.clip.build(nnx.Rngs(0))).text)
-        super().__init__(config)
+        self.denoising = Denoising(config)
+        self.data_shape = self.denoising.data_shape
+        self.ema_decay = config.ema_decay
+        self.graphdef = nnx.graphdef(nnx.eval_shape(lambda: build_denoiser(config,
+                                                                           nnx.Rngs(0))))
         self.tx = optax.multi_transform(
             {"train": make_optimizer(config.optim, config.steps), "frozen": optax.set_to_zero()},
             _trained_or_frozen)
         self.empty_tokens = jnp.asarray(tokenize("", self.text_length))
+        self._images_of_tokens = jax.jit(self._images_of_tokens_fn,
+                                         static_argnames=("sampler", "steps"))
 
     # The parameter tree: the U-Net trained, the rest frozen.
 
     def init_state(self, key: jax.Array) -> TrainState:
         init_key, ae_key, text_key, rng = jax.random.split(key, 4)
-        unet = nnx.state(self.build(nnx.Rngs(init_key))).to_pure_dict()
-        autoencoder = nnx.state(self.autoencoder.build(nnx.Rngs(ae_key))).to_pure_dict()
-        text = nnx.state(self.clip.build(nnx.Rngs(text_key)).text).to_pure_dict()
+        unet = nnx.state(build_denoiser(self.config, nnx.Rngs(init_key)),
+                         nnx.Param).to_pure_dict()
+        autoencoder = nnx.state(self.autoencoder.build(nnx.Rngs(ae_key)),
+                                nnx.Param).to_pure_dict()
+        text = nnx.state(self.clip.build(nnx.Rngs(text_key)).text, nnx.Param).to_pure_dict()
         params = {"unet": unet, "autoencoder": autoencoder, "text": text,
                   "latent_scale": jnp.ones((), jnp.float32)}
         return TrainState.create(params, self.tx, rng, use_ema=self.ema_decay > 0)
 
-    def load_pretrained(self, state: TrainState, shardings) -> TrainState:
+    def frozen_runs(self) -> dict[str, FrozenRun]:
+        """The autoencoder run (all of its evaluation parameters) and the CLIP run (its text
+        tower), each checked against the config this run was given for it."""
+        ldm = self.config.ldm
+        return {"autoencoder": FrozenRun("ldm.autoencoder_run", ldm.autoencoder_run,
+                                         ldm.autoencoder, "ldm.autoencoder",
+                                         AUTOENCODER_SECTIONS),
+                "text": FrozenRun("ldm.text_run", ldm.text_run, ldm.text, "ldm.text",
+                                  TEXT_SECTIONS, subtree="text")}
+
+    def with_frozen(self, state: TrainState, parts: dict, shardings) -> TrainState:
         """The state with the autoencoder's and text tower's trained weights (their runs' EMA
         weights where they kept one) and the measured latent scale in place of the random
         ones, in `params` and in the EMA alike. Called once, when a run starts."""
-        from jaxgen.train.run import load_run
-
         ldm = self.config.ldm
-        autoencoder = _load_matching(load_run, ldm.autoencoder_run, ldm.autoencoder,
-                                     "autoencoder", AUTOENCODER_SECTIONS)
-        text = _load_matching(load_run, ldm.text_run, ldm.text, "text", TEXT_SECTIONS)["text"]
         expected = jax.eval_shape(self.init_state, jax.random.PRNGKey(0)).params
-        _check_shapes(autoencoder, expected["autoencoder"], f"ldm.autoencoder_run "
+        _check_shapes(parts["autoencoder"], expected["autoencoder"], f"ldm.autoencoder_run "
                       f"{ldm.autoencoder_run}")
-        _check_shapes(text, expected["text"], f"ldm.text_run {ldm.text_run}")
-        scale = ldm.latent_scale or self.measure_latent_scale(autoencoder)
-        frozen = {"autoencoder": autoencoder, "text": text,
+        _check_shapes(parts["text"], expected["text"], f"ldm.text_run {ldm.text_run}")
+        scale = ldm.latent_scale or self.measure_latent_scale(parts["autoencoder"])
+        frozen = {"autoencoder": parts["autoencoder"], "text": parts["text"],
                   "latent_scale": np.asarray(scale, np.float32)}
         # Only the frozen parts travel from the host: the U-Net and its optimizer state stay
         # where they are (with fsdp on many hosts, no process holds all of them).
@@ -129,7 +160,8 @@ class LatentDiffusionObjective(DiffusionObjective):
         return float(1.0 / means.std())
 
     def step(self, state: TrainState, batch, key: jax.Array):
-        new_state, metrics = super().step(state, batch, key)
+        new_state, metrics = gradient_step(state, self.loss, batch, key, self.tx,
+                                           self.ema_decay)
         if new_state.ema_params is not None:  # the frozen parts, exactly as they were
             new_state = new_state.replace(ema_params={
                 **new_state.ema_params, **{k: state.ema_params[k] for k in FROZEN}})
@@ -154,10 +186,8 @@ class LatentDiffusionObjective(DiffusionObjective):
 
     def denoiser(self, params, dropout_key=None):
         """`fn(x, t, context) -> prediction` on latents, from the full parameter tree."""
-        model = nnx.merge(self.graphdef, params["unet"])
-        scale = FLOW_TIME_SCALE if self.flow else 1.0
-        return lambda x, t, context: model(x, scale * jnp.asarray(t, jnp.float32), None,
-                                           context, dropout_key=dropout_key)
+        network = self.denoising.network(self.graphdef, params["unet"], dropout_key)
+        return lambda x, t, context: network(x, t, None, context)
 
     def loss(self, params, batch, key):
         if "text" not in batch:
@@ -170,20 +200,33 @@ class LatentDiffusionObjective(DiffusionObjective):
         tokens = jnp.where(drop, self.empty_tokens, batch["text"])
         context = self.context(params, tokens)
         fn = self.denoiser(params, dropout_key if self.config.model.dropout else None)
-        return self.denoising_loss(lambda x, t: fn(x, t, context), latents, t_key, noise_key)
+        return self.denoising.loss(lambda x, t: fn(x, t, context), latents, t_key, noise_key)
 
     # Sampling: prompt tokens in, images out.
 
+    def check_sampler(self, name: str) -> None:
+        self.denoising.check_sampler(name)
+
     def _guided_fn(self, params, context, guidance, interval):
+        """The sampler's `fn(x, t)` for token features `context` (None: the empty prompt's),
+        guided against the empty prompt when `guidance` is set."""
         fn = self.denoiser(params)
+
+        def broadcast_fn(x, t, condition):  # one context serves the whole batch
+            return fn(x, t, jnp.broadcast_to(condition, (x.shape[0], *condition.shape[1:])))
+
         if context is None:
             context = self.context(params, self.empty_tokens)
-        if guidance is None:
-            return lambda x, t: fn(x, t, jnp.broadcast_to(context, (x.shape[0],
-                                                                    *context.shape[1:])))
-        null = jnp.broadcast_to(self.context(params, self.empty_tokens), context.shape)
-        interval = (0.0, jnp.inf) if interval is None else (interval[0], interval[1])
-        return samplers.guided(fn, context, null, guidance, self.noise_level, interval)
+        null = None
+        if guidance is not None:
+            null = jnp.broadcast_to(self.context(params, self.empty_tokens), context.shape)
+        return self.denoising.guided(broadcast_fn, context, null, guidance, interval)
+
+    def generate(self, params, x_T, key, context=None, guidance=None, interval=None, *,
+                 sampler=None, steps=None):
+        """Latents from noise x_T [B, *latent_shape] for token features `context`."""
+        return self.denoising.sample(self._guided_fn(params, context, guidance, interval), x_T,
+                                     key, sampler, steps)
 
     def generate_images(self, params, tokens, key, guidance=None, interval=None, *,
                         sampler=None, steps=None):
@@ -212,17 +255,65 @@ class LatentDiffusionObjective(DiffusionObjective):
         return self.generate_images(params, tokens, key, self.config.sample.guidance,
                                     self.config.sample.guidance_interval)
 
-    def default_labels(self, num: int):
-        return None
+    def draw(self, params, key: jax.Array, num: int, options: SampleOptions, mesh):
+        """`sample` with the options' sampler, steps, guidance and interval."""
+        del mesh
+        self.check_options(options)
+        s = self.config.sample
+        self.check_sampler(options.sampler or s.sampler)
+        tokens = self.prompt_tokens(tuple(self.config.ldm.prompts), num)
+        guidance = s.guidance if options.guidance is None else options.guidance
+        generate = jax.jit(self.generate_images, static_argnames=("sampler", "steps"))
+        images = generate(params, tokens, key, guidance, options.interval or s.guidance_interval,
+                          sampler=options.sampler, steps=options.steps)
+        return images, None
 
-    def encode(self, params, images):
-        raise NotImplementedError("latent walks of latent diffusion runs are not supported yet")
+    def _images_of_tokens_fn(self, params, tokens, keys, guidance, interval, *, sampler, steps):
+        """Images [B, H, W, C] for tokens [B, T], each drawn from its own key."""
 
-    decode = encode
+        def one(token_row, key):
+            return self.generate_images(params, token_row[None], key, guidance, interval,
+                                        sampler=sampler, steps=steps)[0]
 
-    @property
-    def latent_dim(self) -> int:
-        return int(np.prod(self.data_shape))
+        return jax.vmap(one)(tokens, keys)
+
+    def text_to_image(self, params, mesh, prompts, num: int | None = None, *, guidance=None,
+                      interval=None, seed: int = 0, sampler=None, steps=None,
+                      batch_size: int = 64) -> np.ndarray:
+        """uint8 images [num, H, W, C] of `prompts` (a string, or a list taken in turn; num
+        defaults to one per prompt), each image's noise from (seed, its index), in chunks of
+        `batch_size` sharded over `mesh` when its size divides the chunk. guidance: w, cond +
+        w (cond - uncond) against the empty prompt (default: `sample.guidance`)."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompts:
+            raise ValueError("give at least one prompt")
+        num = len(prompts) if num is None else num
+        if num < 1:
+            raise ValueError(f"num must be at least 1, got {num}")
+        config = self.config.sample
+        sampler = sampler or config.sampler
+        self.check_sampler(sampler)
+        guidance = config.guidance if guidance is None else guidance
+        interval = config.guidance_interval if interval is None else tuple(interval)
+        if interval is not None:
+            interval = jnp.asarray(interval, jnp.float32)
+        tokens = self.prompt_tokens(prompts, num)
+        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(seed), i))(
+            jnp.arange(num))
+        images = []
+        for i in range(0, num, batch_size):
+            chunk = (tokens[i:i + batch_size], keys[i:i + batch_size])
+            if len(chunk[0]) % mesh.size == 0:  # sharded over the batch
+                chunk = jax.device_put(chunk, parallel.batch_sharding(mesh))
+            images.append(np.asarray(self._images_of_tokens(params, *chunk, guidance, interval,
+                                                            sampler=sampler,
+                                                            steps=steps or config.steps)))
+        return viz.to_uint8(np.concatenate(images))
+
+    def evaluate(self, run: Run, options: EvalOptions) -> dict:
+        """Prompt following per guidance scale (`jaxgen.eval.ldm`)."""
+        return ldm_eval.evaluate_run(
+            run, options, functools.partial(self.text_to_image, run.params, run.mesh))
 
 
 def _trained_or_frozen(params: dict) -> dict:
@@ -235,19 +326,6 @@ def _trained_or_frozen(params: dict) -> dict:
     return {name: label(name, subtree) for name, subtree in params.items()}
 
 
-# The config entries the frozen parts depend on: the whole autoencoder model (its likelihood
-# and binarisation decide what it decodes), and of a CLIP run only the text tower.
-AUTOENCODER_SECTIONS = ("model", "compute_dtype")
-TEXT_SECTIONS = ("model.text_width", "model.text_depth", "model.text_heads", "model.embed_dim",
-                 "data.text_length", "compute_dtype")
-
-
-def _entry(config: dict, dotted: str):
-    for key in dotted.split("."):
-        config = config.get(key) if isinstance(config, dict) else None
-    return config
-
-
 def _check_shapes(loaded, expected, where: str) -> None:
     got = jax.tree_util.tree_flatten_with_path(loaded)[0]
     want = dict(jax.tree_util.tree_flatten_with_path(expected)[0])
@@ -258,27 +336,6 @@ def _check_shapes(loaded, expected, where: str) -> None:
             raise ValueError(f"{where}: {jax.tree_util.keystr(path)} has shape "
                              f"{tuple(np.shape(leaf))}, this config expects "
                              f"{tuple(want[path].shape)}")
-
-
-def _load_matching(load_run, run_dir, expected, what: str, sections):
-    """A run's evaluation parameters, after checking it was trained with `expected`'s
-    `sections` (dotted config entries)."""
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.json"
-    if not config_path.exists():
-        raise FileNotFoundError(
-            f"ldm.{what}_run: {run_dir} is not a training run (no config.json); train the "
-            f"{what} first (see experiments/ldm_mnist5k.py) or point "
-            f"--set ldm.{what}_run=DIR at one.")
-    saved = json.loads(config_path.read_text())
-    want = json.loads(expected.to_json())
-    for section in sections:
-        if _entry(saved, section) != _entry(want, section):
-            raise ValueError(
-                f"ldm.{what}_run: {run_dir} was trained with {section} "
-                f"{_entry(saved, section)} but this run's ldm.{what}.{section} is "
-                f"{_entry(want, section)}; make them match.")
-    return jax.device_get(load_run(run_dir).state.eval_params)
 
 
 def _place(x, sharding):

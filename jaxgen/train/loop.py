@@ -20,8 +20,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxgen import data, parallel, viz
-from jaxgen.train import objectives, run
+from jaxgen.train import families, run
 from jaxgen.train.checkpoint import Checkpointer, with_shardings
+from jaxgen.train.objectives import Sampler, UsesFrozenRuns, supports
 from jaxgen.train.state import TrainState, state_layout
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
             data_dir=config.data.data_dir, download=config.data.download,
             num_threads=config.data.num_threads, text_length=config.data.get("text_length", 0),
         )
-        objective = objectives.make(config, info)
+        objective = families.make(config, info)
         key = jax.random.PRNGKey(config.seed)
         abstract, shardings = state_layout(objective, mesh, config.mesh.min_fsdp_size)
         state = None
@@ -122,8 +123,10 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
             state = checkpointer.restore(with_shardings(abstract, shardings), data_iter)
         if state is None:
             state = jax.jit(objective.init_state, out_shardings=shardings)(key)
-            if hasattr(objective, "load_pretrained"):  # frozen parts from other runs
-                state = objective.load_pretrained(state, shardings)
+            if supports(objective, UsesFrozenRuns):  # parts trained in other runs
+                parts = {name: run.load_frozen(part)
+                         for name, part in objective.frozen_runs().items()}
+                state = objective.with_frozen(state, parts, shardings)
         if is_main:
             workdir.mkdir(parents=True, exist_ok=True)
             (workdir / "config.json").write_text(config.to_json(indent=2))
@@ -140,8 +143,8 @@ def _loop(config, workdir, objective, mesh, shardings, state, data_iter, checkpo
     metrics_log = run.MetricsLog(workdir / "metrics.jsonl", enabled=is_main)
     metrics_log.drop_after(start)  # a resumed run logs the steps after `start` again
     step_fn = jit_train_step(objective, mesh, shardings)
-    sample_fn = None  # an objective that draws nothing (CLIP) has no `sample`
-    if config.sample_every and hasattr(objective, "sample"):
+    sample_fn = None  # a family that draws nothing (CLIP) has no sample grids
+    if config.sample_every and supports(objective, Sampler):
         sample_fn = jax.jit(objective.sample, static_argnums=2,
                             out_shardings=parallel.replicated(mesh))
     single_process = jax.process_count() == 1

@@ -1,15 +1,21 @@
-"""A run directory: its config, its metrics log, and opening it for sampling and evaluation."""
+"""A run directory: its config, its metrics log, opening it for sampling and evaluation, and
+reading the frozen parts another run needs from it."""
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
 
+import jax
+
 from jaxgen import config as config_lib
 from jaxgen import parallel, viz
-from jaxgen.train import objectives
+from jaxgen.train import families
 from jaxgen.train.checkpoint import Checkpointer, with_shardings
+from jaxgen.train.objectives import FrozenRun, Run
 from jaxgen.train.state import state_layout
+
+__all__ = ["ConfigMismatchError", "MetricsLog", "Run", "check_can_start", "load_frozen",
+           "load_run"]
 
 log = logging.getLogger(__name__)
 
@@ -97,20 +103,13 @@ class MetricsLog:
             viz.plot_metrics(records, path)
 
 
-@dataclasses.dataclass
-class Run:
-    config: object
-    objective: object
-    state: object
-    mesh: object
+def load_run(workdir: str | Path, step: int | None = None, *, needs=None,
+             command: str = "this command") -> Run:
+    """Opens a run read-only: its config and its newest loadable (or the given) checkpoint.
 
-    @property
-    def params(self):
-        return self.state.eval_params
-
-
-def load_run(workdir: str | Path, step: int | None = None) -> Run:
-    """Opens a run read-only: its config and its newest loadable (or the given) checkpoint."""
+    With `needs` (a capability of `train.objectives`), a run whose family lacks it is refused
+    (`CapabilityError`, naming `command`) before any checkpoint is read.
+    """
     workdir = Path(workdir)
     if not (workdir / "config.json").exists():
         raise FileNotFoundError(
@@ -118,7 +117,9 @@ def load_run(workdir: str | Path, step: int | None = None) -> Run:
             "`python -m jaxgen train --config experiments/... --workdir DIR`."
         )
     config = config_lib.load(workdir / "config.json")
-    objective = objectives.make(config)
+    if needs is not None:
+        families.require(config.family, needs, command)
+    objective = families.make(config)
     mesh = parallel.make_mesh(1)
     target = with_shardings(*state_layout(objective, mesh))
     checkpointer = Checkpointer(workdir / "checkpoints")
@@ -129,3 +130,31 @@ def load_run(workdir: str | Path, step: int | None = None) -> Run:
     if state is None:
         raise FileNotFoundError(f"{workdir / 'checkpoints'} holds no checkpoint yet.")
     return Run(config, objective, state, mesh)
+
+
+def load_frozen(part: FrozenRun):
+    """The evaluation parameters (host arrays) of the run `part` names, after checking that
+    run was trained with the `part.sections` of the config this run expects of it."""
+    run_dir = Path(part.workdir)
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(
+            f"{part.setting}: {run_dir} is not a training run (no config.json); train it "
+            f"first with its config ({part.config_entry} here) or point --set "
+            f"{part.setting}=DIR at one.")
+    saved = json.loads(config_path.read_text())
+    want = json.loads(part.config.to_json())
+    for section in part.sections:
+        if _entry(saved, section) != _entry(want, section):
+            raise ValueError(
+                f"{part.setting}: {run_dir} was trained with {section} "
+                f"{_entry(saved, section)} but this run's {part.config_entry}.{section} is "
+                f"{_entry(want, section)}; make them match.")
+    params = jax.device_get(load_run(run_dir).state.eval_params)
+    return params if part.subtree is None else params[part.subtree]
+
+
+def _entry(config: dict, dotted: str):
+    for key in dotted.split("."):
+        config = config.get(key) if isinstance(config, dict) else None
+    return config

@@ -6,7 +6,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
+from flax import nnx, struct
 
 from jaxgen import parallel
 
@@ -39,6 +39,16 @@ class TrainState(struct.PyTreeNode):
             ema_params=jax.tree.map(jnp.copy, params) if use_ema else None,
             rng=rng,
         )
+
+
+def init_state(build: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransformation,
+               ema_decay: float, key: jax.Array) -> TrainState:
+    """The train state of one network: `build`'s parameters (`nnx.Param` only: no other
+    variable reaches the optimizer) initialised from one half of `key`, the other half the
+    run's base key."""
+    init_key, rng = jax.random.split(key)
+    params = nnx.state(build(nnx.Rngs(init_key)), nnx.Param).to_pure_dict()
+    return TrainState.create(params, tx, rng, use_ema=ema_decay > 0)
 
 
 def state_layout(objective, mesh, min_fsdp_size: int = 2**14) -> tuple[Any, Any]:
@@ -98,8 +108,7 @@ def gradient_step(
     exact on every step and lives in the checkpoint.
     """
     (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, key)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    params, opt_state = apply_gradients(tx, state.params, state.opt_state, grads)
     ema_params = state.ema_params
     if ema_params is not None:
         ema_params = ema_update(ema_params, params, state.step, ema_decay)
@@ -108,6 +117,13 @@ def gradient_step(
         step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema_params
     )
     return new_state, metrics
+
+
+def apply_gradients(tx: optax.GradientTransformation, params: Any, opt_state: Any,
+                    grads: Any) -> tuple[Any, Any]:
+    """(new params, new optimizer state) after one update of `tx` with `grads`."""
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
 
 
 def compute_dtype(name: str):

@@ -5,7 +5,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgen import losses
+from jaxgen.eval import vae as vae_eval
 from jaxgen.models import ConvVAE, MlpVAE, SpatialVAE
+from jaxgen.train import state as state_lib
+from jaxgen.train.objectives import Encoder, EvalOptions, Evaluator, Objective, Run, Sampler
 from jaxgen.train.state import TrainState, compute_dtype, gradient_step, make_optimizer
 
 
@@ -14,14 +17,12 @@ def binarize(key: jax.Array, images: jax.Array) -> jax.Array:
     return jax.random.bernoulli(key, (images + 1.0) / 2.0).astype(jnp.float32)
 
 
-class VAEObjective:
+class VAEObjective(Objective, Sampler, Encoder, Evaluator):
     """Config `model` fields: kind ("conv" | "mlp" | "spatial"), data_shape, latent_dim,
     channels, hidden, mlp_hidden, likelihood ("bernoulli" | "gaussian"), beta, binarize
     (dynamic binarisation for the Bernoulli likelihood); "spatial" (a latent grid, the
     autoencoder of latent diffusion) reads latent_channels instead of latent_dim.
     """
-
-    progress_metrics = ("loss",)  # shown on the progress bar
 
     def __init__(self, config):
         self.config = config
@@ -63,9 +64,7 @@ class VAEObjective:
         return nnx.merge(self.graphdef, params)
 
     def init_state(self, key: jax.Array) -> TrainState:
-        init_key, rng = jax.random.split(key)
-        params = nnx.state(self.build(nnx.Rngs(init_key))).to_pure_dict()
-        return TrainState.create(params, self.tx, rng, use_ema=self.ema_decay > 0)
+        return state_lib.init_state(self.build, self.tx, self.ema_decay, key)
 
     def prepare(self, key: jax.Array, images: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(encoder inputs, likelihood targets) for a batch of data in [-1, 1].
@@ -112,3 +111,7 @@ class VAEObjective:
         if self.likelihood == "bernoulli":
             return 2.0 * jax.nn.sigmoid(outputs) - 1.0
         return outputs
+
+    def evaluate(self, run: Run, options: EvalOptions) -> dict:
+        """The test split's mean ELBO and IWAE NLL (`jaxgen.eval.vae`)."""
+        return vae_eval.evaluate_run(run, options)

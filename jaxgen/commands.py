@@ -1,0 +1,159 @@
+"""What the CLI's run commands do, as functions of a run directory: each opens the run for the
+capability it needs (a one-line `CapabilityError` when the family lacks it), asks the family,
+and writes the files a person looks at. No family is named here: what differs between
+families is theirs (`jaxgen.train.objectives`).
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jaxgen import data, viz
+from jaxgen.eval.classifier import load_or_train
+from jaxgen.sample import pictures
+from jaxgen.train.objectives import (
+    Encoder,
+    EvalOptions,
+    Evaluator,
+    LatentSpace,
+    PromptToImage,
+    SampleOptions,
+    Sampler,
+    supports,
+)
+from jaxgen.train.run import load_run
+
+
+def sample(workdir, num: int = 64, *, seed: int = 0, options: SampleOptions | None = None,
+           out=None) -> Path:
+    """`num` samples as an .npz (`images` uint8 [N, H, W, C] and their `labels` where the family
+    gives classes, or `points` float32 [N, D]) and a PNG beside it; returns the .npz path."""
+    if num < 1:
+        raise ValueError(f"--num must be at least 1, got {num}")
+    run = load_run(workdir, needs=Sampler, command="sample")
+    samples, labels = run.objective.draw(run.params, jax.random.PRNGKey(seed), num,
+                                         options or SampleOptions(), run.mesh)
+    samples = np.asarray(samples)
+    out = Path(out) if out else Path(workdir) / "samples.npz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if samples.ndim == 4:
+        extra = {} if labels is None else {"labels": np.asarray(labels, np.int32)}
+        np.savez(out, images=viz.to_uint8(samples), **extra)
+        ncols = None
+        if labels is not None and 1 < len(np.unique(labels)) <= 16:
+            ncols = len(np.unique(np.asarray(labels)))  # one class per column
+        shown = samples[: 8 * (ncols or 8)]
+        viz.save_png(viz.image_grid(shown, ncols=ncols), out.with_suffix(".png"))
+        print(f"wrote {num} samples to {out} (and a grid of the first {len(shown)} as PNG)")
+    else:
+        np.savez(out, points=samples.astype(np.float32))
+        viz.scatter_panels([(f"{num} samples", samples)], out.with_suffix(".png"))
+        print(f"wrote {num} points to {out} (and a scatter plot as PNG)")
+    return out
+
+
+def generate(workdir, prompts: list[str], num: int | None = None, *, guidance=None,
+             interval=None, seed: int = 0, sampler=None, steps=None, out=None) -> Path:
+    """Images of `prompts` (one per grid column) as a PNG grid, and their uint8 arrays and
+    prompts as an .npz beside it; returns the PNG path."""
+    run = load_run(workdir, needs=PromptToImage, command="generate")
+    num = num or len(prompts)
+    images = run.objective.text_to_image(run.params, run.mesh, prompts, num, guidance=guidance,
+                                         interval=interval, seed=seed, sampler=sampler,
+                                         steps=steps)
+    out = Path(out) if out else Path(workdir) / "generated.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ncols = len(prompts) if 1 < len(prompts) <= 16 else None  # a prompt per column
+    viz.save_png(viz.image_grid(images.astype(np.float32) / 127.5 - 1.0, ncols=ncols), out)
+    np.savez(out.with_suffix(".npz"), images=images,
+             prompts=np.array([prompts[i % len(prompts)] for i in range(num)]))
+    print(f"wrote {num} images of {len(prompts)} prompt(s) to {out} (uint8 arrays and "
+          f"their prompts in {out.with_suffix('.npz')})")
+    return out
+
+
+def _image_run(workdir, command: str):
+    run = load_run(workdir, needs=LatentSpace, command=command)
+    if len(run.config.model.data_shape) != 3:
+        raise ValueError(f"{command} draws images; {run.config.data.name} holds points of "
+                         f"shape {list(run.config.model.data_shape)}.")
+    return run
+
+
+def interpolate(workdir, pairs: int = 8, steps: int = 10, method: str = "slerp", *,
+                seed: int = 0, out=None) -> Path:
+    """Strips between the codes of test image pairs (a model with an encoder) or between prior
+    draws (a decoder alone), as PNG, and a latent walk GIF beside it; returns the PNG path."""
+    if pairs < 1 or steps < 2:
+        raise ValueError("interpolate needs --pairs >= 1 and --steps >= 2")
+    run = _image_run(workdir, "interpolate")
+    objective, params, cfg = run.objective, run.params, run.config
+    if supports(objective, Encoder):  # between the codes of real test images
+        _, images, _ = data.load_arrays(cfg.data.name, "test", seed=cfg.seed,
+                                        data_dir=cfg.data.data_dir)
+        order = np.random.default_rng(seed).permutation(len(images))[: 2 * pairs]
+        strips = pictures.interpolation_strips(objective, params, images[order[::2]],
+                                               images[order[1::2]], steps, method)
+    else:  # no encoder: between random latents
+        strips = pictures.prior_interpolation_strips(objective, params,
+                                                     jax.random.PRNGKey(seed), pairs, steps,
+                                                     method)
+    out = Path(out) if out else Path(workdir) / "interpolation.png"
+    viz.save_png(viz.image_grid(strips, ncols=steps), out)
+    frames = pictures.walk_frames(objective, params, jax.random.PRNGKey(seed),
+                                  **objective.walk_tour)
+    viz.save_gif(frames, out.with_suffix(".gif"))
+    print(f"wrote {out} ({pairs} strips, {method}) and a walk, {out.with_suffix('.gif')}")
+    return out
+
+
+def arith(workdir, num: int = 4096, *, seed: int = 0, out=None) -> Path:
+    """Latent arithmetic between class means (`WH - W + M`) as PNG rows, and a walk through the
+    class means as GIF; returns the PNG path. The class means average the codes of labelled
+    test images (a model with an encoder) or of generated images the library's classifier
+    labels (a decoder alone)."""
+    run = _image_run(workdir, "arith")
+    cfg, objective, params = run.config, run.objective, run.params
+    info, images, labels = data.load_arrays(cfg.data.name, "test", seed=cfg.seed,
+                                            data_dir=cfg.data.data_dir)
+    num_classes = info.num_classes
+    if supports(objective, Encoder):  # codes of real test digits, with their labels
+        codes = np.asarray(objective.encode(params, images[:num])[0])
+        labels = labels[:num]
+        source = f"posterior means of {len(codes)} test images"
+    else:  # label generated images with the library's classifier
+        classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
+        codes, labels = pictures.labelled_latents(objective, params, classifier,
+                                                  jax.random.PRNGKey(seed), num)
+        source = (f"{len(codes)} of {num} generated images that the classifier labels "
+                  "with confidence >= 0.9")
+    present = np.unique(labels)
+    if len(present) < 2:
+        raise ValueError(f"only classes {present.tolist()} found among {source}; need two")
+    rng = np.random.default_rng(seed)
+    chosen = [(int(rng.choice(np.flatnonzero(labels == c))), int(present[(i + 1) % len(present)]))
+              for i, c in enumerate(present)]
+    rows, means = pictures.latent_class_arithmetic(objective, params, codes, labels,
+                                                   num_classes, chosen)
+    out = Path(out) if out else Path(workdir) / "arithmetic.png"
+    viz.save_png(viz.image_grid(rows, ncols=4), out)
+    walk = out.with_name(out.stem + "_walk.gif")
+    viz.save_gif(pictures.mean_walk_frames(objective, params, means, present.tolist()), walk)
+    counts = np.bincount(labels, minlength=num_classes).tolist()
+    print(f"class means from {source} (per class: {counts}); rows: z, mean of its class, mean "
+          f"of the next class, z - own + next -> {out}; walk through the class means -> {walk}")
+    return out
+
+
+def evaluate(workdir, options: EvalOptions | None = None) -> dict:
+    """The family's metrics of a run, printed and written to WORKDIR/eval.json."""
+    run = load_run(workdir, needs=Evaluator, command="eval")
+    options = options or EvalOptions()
+    options = dataclasses.replace(options, out_dir=options.out_dir or Path(workdir))
+    metrics = run.objective.evaluate(run, options)
+    Path(workdir, "eval.json").write_text(json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2))
+    return metrics
