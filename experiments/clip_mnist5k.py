@@ -11,47 +11,37 @@ The captions name the class and the thickness, size and slant the pixels measure
     python -m jaxgen eval --run runs/clip_mnist5k     # zero-shot vs linear probe, held out
 """
 
+from pathlib import Path
+
 import ml_collections
+
+from jaxgen import config as config_lib
+
+common = config_lib.import_file(Path(__file__).with_name("common.py"))
 
 
 def get_config() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(
-        {
-            "family": "clip",
-            "seed": 0,
-            # The longest caption ("the digit 7 written thick and small and slanted") is 47
-            # bytes; with BOS and EOS it fits 56 tokens.
-            "data": {"name": "mnist5k", "data_dir": None, "download": False, "num_threads": 2,
-                     "text_length": 56},
-            "batch_size": 128,
-            "steps": 2000,
-            "model": {
-                "data_shape": (28, 28, 1),
-                "embed_dim": 64,
-                "loss": "clip",
-                "text_width": 64,
-                "text_depth": 2,
-                "text_heads": 4,
-                "image_channels": (32, 64, 128),
-            },
-            "optim": {
-                "name": "adamw",
-                "learning_rate": 1e-3,
-                "warmup_steps": 100,
-                "min_lr_ratio": 0.1,
-                "b1": 0.9,
-                "b2": 0.98,
-                "weight_decay": 0.01,
-                "grad_clip_norm": 1.0,
-            },
-            "ema_decay": 0.0,
-            "compute_dtype": "auto",
-            "mesh": {"fsdp": 1, "min_fsdp_size": 2**14},
-            "resume": True,
-            "log_every": 50,
-            "sample_every": 0,
-            "checkpoint_every": 500,
-            "keep_checkpoints": 2,
-            "eval": {"split": "test"},
-        }
+    return common.experiment(
+        "clip",
+        # The longest caption ("the digit 7 written thick and small and slanted") is 47
+        # bytes; with BOS and EOS it fits 56 tokens.
+        data=common.data("mnist5k", text_length=56),
+        batch_size=128,
+        steps=2000,
+        model={
+            "data_shape": (28, 28, 1),
+            "embed_dim": 64,
+            "loss": "clip",
+            "text_width": 64,
+            "text_depth": 2,
+            "text_heads": 4,
+            "image_channels": (32, 64, 128),
+        },
+        optim=common.optim("adamw", 1e-3, warmup_steps=100, min_lr_ratio=0.1, b2=0.98,
+                           weight_decay=0.01, grad_clip_norm=1.0),
+        ema_decay=0.0,
+        log_every=50,
+        sample_every=0,
+        checkpoint_every=500,
+        eval={"split": "test"},
     )

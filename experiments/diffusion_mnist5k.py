@@ -15,7 +15,13 @@ whole samples white; a v model predicts x0 directly at that end.
 `--set model.kind=dit` the DiT.
 """
 
+from pathlib import Path
+
 import ml_collections
+
+from jaxgen import config as config_lib
+
+common = config_lib.import_file(Path(__file__).with_name("common.py"))
 
 
 def model(**overrides):
@@ -60,34 +66,19 @@ def sample(**overrides):
 
 
 def get_config() -> ml_collections.ConfigDict:
-    return ml_collections.ConfigDict(
-        {
-            "family": "diffusion",
-            "seed": 0,
-            "data": {"name": "mnist5k", "data_dir": None, "download": False, "num_threads": 2},
-            "batch_size": 32,
-            "steps": 3000,
-            "model": model(),
-            "diffusion": diffusion(),
-            "sample": sample(),
-            "optim": {
-                "name": "adam",
-                "learning_rate": 2e-3,
-                "warmup_steps": 200,
-                "min_lr_ratio": 0.1,
-                "b1": 0.9,
-                "b2": 0.999,
-                "weight_decay": 0.0,
-                "grad_clip_norm": 1.0,
-            },
-            "ema_decay": 0.999,
-            "compute_dtype": "auto",
-            "mesh": {"fsdp": 1, "min_fsdp_size": 2**14},
-            "resume": True,
-            "log_every": 50,
-            "sample_every": 1000,
-            "checkpoint_every": 1000,
-            "keep_checkpoints": 2,
-            "eval": {"split": "test", "num_samples": 1000, "guidance": (0.0, 1.0, 2.0, 4.0)},
-        }
+    return common.experiment(
+        "diffusion",
+        data=common.data("mnist5k"),
+        batch_size=32,
+        steps=3000,
+        model=model(),
+        diffusion=diffusion(),
+        sample=sample(),
+        optim=common.optim("adam", 2e-3, warmup_steps=200, min_lr_ratio=0.1,
+                           grad_clip_norm=1.0),
+        ema_decay=0.999,
+        log_every=50,
+        sample_every=1000,
+        checkpoint_every=1000,
+        eval={"split": "test", "num_samples": 1000, "guidance": (0.0, 1.0, 2.0, 4.0)},
     )

@@ -12,8 +12,8 @@ from jaxgen import config as config_lib
 from jaxgen import data
 from jaxgen.train import make_objective
 
-EXPERIMENTS = sorted(path for path in (Path(__file__).resolve().parent.parent / "experiments")
-                     .glob("*.py") if "def get_config" in path.read_text())
+ROOT = Path(__file__).resolve().parent.parent / "experiments"
+EXPERIMENTS = sorted(path for path in ROOT.glob("*.py") if "def get_config" in path.read_text())
 
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.stem)
@@ -36,3 +36,24 @@ def test_config_builds_and_steps(path):
     assert all(metrics[name].shape == () for name in objective.progress_metrics)
     # Divides 4-device meshes (the PacGAN protocol's batch of 100 does not divide 8).
     assert config.batch_size % 4 == 0
+
+
+STUDIES = sorted((ROOT / "studies").glob("*.py"))
+
+
+def test_the_experiments_folder_holds_configs_and_their_helpers():
+    """Scripts that run studies live in experiments/studies; beside the configs stands only
+    the helper they share."""
+    others = [path.name for path in ROOT.glob("*.py") if path not in EXPERIMENTS]
+    assert others == ["common.py"]
+    assert [path.stem for path in STUDIES] == ["diffusion_tables", "helix", "mode_collapse"]
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_every_study_script_loads_and_explains_itself(path, capsys):
+    module = config_lib.import_file(path)
+    with pytest.raises(SystemExit) as exit_info:
+        module.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert text.startswith("usage:") and "--out" in text

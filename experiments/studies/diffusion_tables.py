@@ -7,7 +7,7 @@ digits, cached) gives the accuracy with which the requested class is recognised,
 each row go to a PNG grid (one class per column).
 
     python -m jaxgen train --config experiments/diffusion_mnist5k.py --workdir runs/diff_mnist5k
-    python experiments/diffusion_tables.py --run runs/diff_mnist5k
+    python experiments/studies/diffusion_tables.py --run runs/diff_mnist5k
 """
 
 import argparse
@@ -21,7 +21,7 @@ from jaxgen.eval import frechet_distance
 from jaxgen.eval.diffusion import conditional_samples, guidance_table, scorer
 from jaxgen.train.run import load_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _pairs(text):
@@ -74,7 +74,7 @@ def main(argv=None):
              f"class (it scores {classifier.test_accuracy:.1%} on real test digits). FD: "
              "Frechet distance of its 256-d features to the test digits (real training digits, "
              f"same N: {floor['fd_real_train_vs_test']:.2f}).", "",
-             f"Command: `python experiments/diffusion_tables.py --run {args.run} --num "
+             f"Command: `python experiments/studies/diffusion_tables.py --run {args.run} --num "
              f"{args.num}`", "",
              f"## Guidance trade-off ({args.trade_off_sampler.replace(':', ', ')} steps)", "",
              "| w | accuracy | FD | seconds |", "|---|---|---|---|"]

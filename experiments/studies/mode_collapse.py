@@ -8,8 +8,8 @@ nearest mode; a mode is captured when it is the nearest mode of at least one hig
 Differences from the protocol are the command-line defaults (`--steps`, `--width`), chosen for a
 2-core CPU, and are written into the table.
 
-    python experiments/mode_collapse.py                    # the table in docs/results/
-    python experiments/mode_collapse.py --steps 400000 --width 1.0   # the papers' budget
+    python experiments/studies/mode_collapse.py                    # the table in docs/results/
+    python experiments/studies/mode_collapse.py --steps 400000 --width 1.0   # the papers' budget
 """
 
 import argparse
@@ -25,7 +25,7 @@ from jaxgen.data import toy
 from jaxgen.eval.gan import mode_report
 from jaxgen.train import train
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = {"GAN": [], "PacGAN2": ["gan.pack=2"]}
 # As printed in the papers (mean +- spread over their trials): PacGAN Table 1 (10 trials,
 # 400 epochs of 100,000 points, i.e. 400,000 steps) and VEEGAN Table 1 (5 trials).
@@ -105,8 +105,8 @@ def main(argv=None):
 def _write_table(dataset, results, args, out):
     (out / f"mode_collapse_{dataset}.json").write_text(json.dumps(
         {"args": vars(args), "results": results}, indent=2))
-    command = (f"python experiments/mode_collapse.py --datasets {dataset} --seeds {args.seeds} "
-               f"--steps {args.steps} --width {args.width}")
+    command = (f"python experiments/studies/mode_collapse.py --datasets {dataset} "
+               f"--seeds {args.seeds} --steps {args.steps} --width {args.width}")
     total = len(toy.mixture_modes(dataset)[0])
     lines = [
         f"## {dataset}: modes captured and high-quality samples",

@@ -7,7 +7,7 @@ Adam(2e-4, b1=0.5), 8,000 steps of batch 128) learns the distribution of points.
 Scores on 2,500 held-out points: the energy distance (0 for matching distributions) and the
 root mean square distance to the noiseless curve, next to the data's own.
 
-    python experiments/helix.py            # writes docs/results/helix.{json,md,png}
+    python experiments/studies/helix.py            # writes docs/results/helix.{json,md,png}
 """
 
 import argparse
@@ -25,7 +25,7 @@ from jaxgen.data import toy
 from jaxgen.eval import gan as gan_eval
 from jaxgen.train import train
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def fit_regression(seed: int, steps: int, width: int = 128):
