@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", help="output .npz path (default: RUN/samples.npz)")
     sample.add_argument("--seed", type=int, default=0)
     diff = sample.add_argument_group("diffusion and latent diffusion runs (defaults: the run's "
-                                      "config `sample`; --labels: class-conditional diffusion)")
+                                      "config `sample`)")
     diff.add_argument("--sampler", choices=("ddim", "ddpm", "dpm_solver", "euler", "heun"),
                       help="ddim/ddpm/dpm_solver for eps/x0/v models, euler/heun for flow "
                       "matching")
@@ -142,8 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
                       help="guide only where the noise level sigma/alpha is in (LOW, HIGH] "
                       "(Kynkaanniemi et al. 2024)")
-    diff.add_argument("--labels", help="classes to draw, e.g. 0,1,2 (cycled to --num; default "
-                      "0..K-1 in turn)")
+    diff.add_argument("--labels", help="class-conditional diffusion: classes to draw, e.g. "
+                      "0,1,2 (cycled to --num; default 0..K-1 in turn)")
     sample.set_defaults(run_command=_sample)
 
     gen = sub.add_parser("generate", help="text to image with a latent diffusion run",

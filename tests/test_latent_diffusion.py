@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jaxgen import data, train
+from jaxgen import cli, data, train, viz
 from jaxgen.eval import ldm as ldm_eval
 from jaxgen.pipeline import TextToImage
 from jaxgen.train import latent_diffusion as ldm_module
@@ -100,6 +100,23 @@ def test_generate_cli(runs, tmp_path):
     assert bad.returncode == 2, bad.stderr
     assert bad.stderr.strip().splitlines()[-1] == (
         "error: generate needs a text-to-image model, which ldm runs have; this is a vae run")
+
+
+def test_sample_cli_draws_the_config_prompts_with_sampler_options(runs, tmp_path, capsys):
+    root, result = runs
+    out = tmp_path / "s.npz"
+    assert cli.main(["sample", "--run", str(root / "ldm"), "--num", "4", "--out", str(out)]) == 0
+    objective, params = result.objective, jax.device_get(result.state.eval_params)
+    expected = objective.sample(params, jax.random.PRNGKey(0), 4)  # the CLI's default seed
+    np.testing.assert_allclose(np.load(out)["images"].astype(int),
+                               viz.to_uint8(np.asarray(expected)).astype(int), atol=1)
+    assert cli.main(["sample", "--run", str(root / "ldm"), "--num", "4", "--guidance", "0",
+                     "--steps", "2", "--sampler", "dpm_solver", "--out", str(out)]) == 0
+    assert np.load(out)["images"].shape == (4, 28, 28, 1)
+    capsys.readouterr()
+    assert cli.main(["sample", "--run", str(root / "ldm"), "--labels", "3"]) == 2
+    assert "--labels does not apply to ldm runs (their sampling takes --sampler, --steps, " \
+        "--guidance, --interval)" in capsys.readouterr().err
 
 
 def test_mismatched_or_missing_pretrained_runs_are_clear_errors(runs, tmp_path):

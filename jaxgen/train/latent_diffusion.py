@@ -2,15 +2,17 @@
 autoencoder maps images to a latent grid, a frozen CLIP text tower maps the prompt to token
 features, and a U-Net learns to denoise the (scaled) latents while cross-attending to those
 features. Captions are replaced by the empty prompt with probability `p_uncond`, so the one
-network is also the unconditional model that classifier-free guidance contrasts against.
+network is also the unconditional model that classifier-free guidance contrasts against. The
+denoising itself (schedule, loss, guidance, samplers) is the core the class-conditional
+diffusion objective also composes (`train.denoising`), with the text context as condition.
 
 The state's `params` hold {"unet", "autoencoder", "text", "latent_scale"}: the run's checkpoint
 is the whole pipeline, prompt in, image out. Only "unet" is trained (the others get no update
-and no gradient); they are loaded from the autoencoder and CLIP runs named in `ldm` when a run
-starts. `latent_scale` multiplies the autoencoder's latents so they have unit variance over the
-training images (Stable Diffusion's 0.18215, measured here at the start instead of fixed, on
-the posterior means; the training draws add the posterior's own noise, 2% more spread on the CPU
-config).
+and no gradient); the engine reads them from the autoencoder and CLIP runs this objective
+names (`frozen_runs`) when a run starts and hands them to `with_frozen`. `latent_scale`
+multiplies the autoencoder's latents so they have unit variance over the training images
+(Stable Diffusion's 0.18215, measured here at the start instead of fixed, on the posterior
+means; the training draws add the posterior's own noise, 2% more spread on the CPU config).
 
 Config `ldm` fields: autoencoder and text (the full configs of those runs, so this run builds
 them without their directories), autoencoder_run and text_run (where their weights are read
