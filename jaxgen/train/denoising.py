@@ -118,6 +118,15 @@ class Denoising:
             kind = "flow-matching" if self.flow else "variance-preserving"
             raise ValueError(f"a {kind} model samples with one of {allowed}, got {name!r}")
 
+    def settings(self, sampler=None, steps=None, guidance=None, interval=None):
+        """(sampler, steps, guidance, interval), the config's `sample` defaults in place of
+        those not given (None); the sampler checked against the parameterization."""
+        s = self.sampling
+        sampler = sampler or s.sampler
+        self.check_sampler(sampler)
+        return (sampler, steps or s.steps, s.guidance if guidance is None else guidance,
+                s.guidance_interval if interval is None else tuple(interval))
+
     def noise_level(self, t: jax.Array) -> jax.Array:
         """sigma / alpha at the sampler's time t (the noise level CFG intervals are given in)."""
         if self.flow:

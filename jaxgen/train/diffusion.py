@@ -115,9 +115,8 @@ class DiffusionObjective(Objective, Sampler, Encoder, Evaluator):
         (cycled to `num`; default 0, 1, ..., K-1 in turn), sharded over `mesh` when its size
         divides `num`. Returns (images, classes or None)."""
         self.check_options(options)
-        s = self.config.sample
-        sampler = options.sampler or s.sampler
-        self.check_sampler(sampler)
+        sampler, steps, guidance, interval = self.denoising.settings(
+            options.sampler, options.steps, options.guidance, options.interval)
         labels = None
         if self.num_classes:
             if options.labels:
@@ -131,9 +130,7 @@ class DiffusionObjective(Objective, Sampler, Encoder, Evaluator):
         elif options.labels or options.guidance:
             raise ValueError("--labels and --guidance need a class-conditional run "
                              "(model.num_classes > 0); this one is unconditional")
-        guidance = options.guidance if options.guidance is not None else s.guidance
         guidance = guidance if labels is not None else None
-        interval = options.interval or s.guidance_interval
         noise_key, sampler_key = jax.random.split(key)
         x_T = jax.random.normal(noise_key, (num, *self.data_shape))
         if num % mesh.size == 0:  # sampling is sharded over the batch
@@ -141,7 +138,7 @@ class DiffusionObjective(Objective, Sampler, Encoder, Evaluator):
         generate = jax.jit(self.generate, static_argnames=("sampler", "steps"))
         images = generate(params, x_T, sampler_key,
                           None if labels is None else jnp.asarray(labels), guidance, interval,
-                          sampler=sampler, steps=options.steps or s.steps)
+                          sampler=sampler, steps=steps)
         return np.clip(np.asarray(images), -1.0, 1.0), labels
 
     # The latent toolkit: deterministic inversion makes the noise a code of the image.

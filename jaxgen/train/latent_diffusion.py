@@ -261,14 +261,12 @@ class LatentDiffusionObjective(Objective, Sampler, PromptToImage, Evaluator, Use
         """`sample` with the options' sampler, steps, guidance and interval."""
         del mesh
         self.check_options(options)
-        s = self.config.sample
-        self.check_sampler(options.sampler or s.sampler)
+        sampler, steps, guidance, interval = self.denoising.settings(
+            options.sampler, options.steps, options.guidance, options.interval)
         tokens = self.prompt_tokens(tuple(self.config.ldm.prompts), num)
-        guidance = s.guidance if options.guidance is None else options.guidance
         generate = jax.jit(self.generate_images, static_argnames=("sampler", "steps"))
-        images = generate(params, tokens, key, guidance, options.interval or s.guidance_interval,
-                          sampler=options.sampler, steps=options.steps)
-        return images, None
+        return generate(params, tokens, key, guidance, interval, sampler=sampler,
+                        steps=steps), None
 
     def _images_of_tokens_fn(self, params, tokens, keys, guidance, interval, *, sampler, steps):
         """Images [B, H, W, C] for tokens [B, T], each drawn from its own key."""
@@ -292,11 +290,8 @@ class LatentDiffusionObjective(Objective, Sampler, PromptToImage, Evaluator, Use
         num = len(prompts) if num is None else num
         if num < 1:
             raise ValueError(f"num must be at least 1, got {num}")
-        config = self.config.sample
-        sampler = sampler or config.sampler
-        self.check_sampler(sampler)
-        guidance = config.guidance if guidance is None else guidance
-        interval = config.guidance_interval if interval is None else tuple(interval)
+        sampler, steps, guidance, interval = self.denoising.settings(sampler, steps, guidance,
+                                                                     interval)
         if interval is not None:
             interval = jnp.asarray(interval, jnp.float32)
         tokens = self.prompt_tokens(prompts, num)
@@ -308,8 +303,7 @@ class LatentDiffusionObjective(Objective, Sampler, PromptToImage, Evaluator, Use
             if len(chunk[0]) % mesh.size == 0:  # sharded over the batch
                 chunk = jax.device_put(chunk, parallel.batch_sharding(mesh))
             images.append(np.asarray(self._images_of_tokens(params, *chunk, guidance, interval,
-                                                            sampler=sampler,
-                                                            steps=steps or config.steps)))
+                                                            sampler=sampler, steps=steps)))
         return viz.to_uint8(np.concatenate(images))
 
     def evaluate(self, run: Run, options: EvalOptions) -> dict:
