@@ -40,6 +40,7 @@ def model(**overrides):
         "num_heads": 4,
         "head_channels": 0,
         "scale_shift": False,
+        "norm_groups": None,  # None: 32 groups of at least 4 channels; an int: that many
         # DiT
         "patch_size": 2,
         "hidden": 128,

@@ -51,7 +51,21 @@ def _sample(args) -> None:
     labels = None if args.labels is None else tuple(int(c) for c in args.labels.split(","))
     options = SampleOptions(args.sampler, args.steps, args.guidance,
                             tuple(args.interval) if args.interval else None, labels)
-    commands.sample(args.run, args.num, seed=args.seed, options=options, out=args.out)
+    run = None
+    if args.pretrained:
+        from jaxgen import pretrained
+
+        run = pretrained.load_run(args.pretrained)
+    commands.sample(args.run or ".", args.num, seed=args.seed, options=options, out=args.out,
+                    run=run)
+
+
+def _export(args) -> None:
+    from jaxgen import pretrained
+    from jaxgen.train.run import load_run
+
+    out = pretrained.export_run(load_run(args.run), args.to)
+    print(f"wrote {out} (diffusers: DDPMPipeline.from_pretrained({str(out)!r}))")
 
 
 def _generate(args) -> None:
@@ -126,9 +140,16 @@ def _parser() -> argparse.ArgumentParser:
                             "and a PNG grid beside it; for point models (ring8, grid25, helix) "
                             "`points` float32 [N, D] and a scatter plot. Conditional GANs draw "
                             "classes 0, 1, ..., K-1 in turn.")
-    sample.add_argument("--run", required=True, help="the run directory")
+    source = sample.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="the run directory")
+    source.add_argument("--pretrained", metavar="DIR",
+                        help="a diffusers UNet2DModel pipeline folder (model_index.json, "
+                        "unet/, scheduler/) or model folder, e.g. one that `huggingface-cli "
+                        "download google/ddpm-cifar10-32 --local-dir DIR` wrote; its scheduler "
+                        "config sets the schedule, prediction and timestep spacing")
     sample.add_argument("--num", type=int, default=64, help="number of samples")
-    sample.add_argument("--out", help="output .npz path (default: RUN/samples.npz)")
+    sample.add_argument("--out", help="output .npz path (default: RUN/samples.npz, or "
+                        "./samples.npz with --pretrained)")
     sample.add_argument("--seed", type=int, default=0)
     diff = sample.add_argument_group("diffusion and latent diffusion runs (defaults: the run's "
                                       "config `sample`)")
@@ -145,6 +166,17 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("--labels", help="class-conditional diffusion: classes to draw, e.g. "
                       "0,1,2 (cycled to --num; default 0..K-1 in turn)")
     sample.set_defaults(run_command=_sample)
+
+    export = sub.add_parser(
+        "export", help="write a diffusion run's U-Net in diffusers' format",
+        description="Writes the run's U-Net (EMA weights where kept) and noise schedule as a "
+        "diffusers DDPMPipeline folder: model_index.json, unet/ (config.json, "
+        "diffusion_pytorch_model.safetensors) and scheduler/. DiT runs and U-Nets diffusers' "
+        "UNet2DModel cannot express (cross-attention, GroupNorm groups that vary with width) "
+        "are refused, naming why.")
+    export.add_argument("--run", required=True, help="the diffusion run directory")
+    export.add_argument("--to", required=True, metavar="DIR", help="the folder to write")
+    export.set_defaults(run_command=_export)
 
     gen = sub.add_parser("generate", help="text to image with a latent diffusion run",
                          description="Draws images of one or more prompts (taken in turn, one "

@@ -28,12 +28,13 @@ from jaxgen.train.run import load_run
 
 
 def sample(workdir, num: int = 64, *, seed: int = 0, options: SampleOptions | None = None,
-           out=None) -> Path:
+           out=None, run=None) -> Path:
     """`num` samples as an .npz (`images` uint8 [N, H, W, C] and their `labels` where the family
-    gives classes, or `points` float32 [N, D]) and a PNG beside it; returns the .npz path."""
+    gives classes, or `points` float32 [N, D]) and a PNG beside it; returns the .npz path.
+    `run`: an opened run (a converted checkpoint) instead of the one in `workdir`."""
     if num < 1:
         raise ValueError(f"--num must be at least 1, got {num}")
-    run = load_run(workdir, needs=Sampler, command="sample")
+    run = run or load_run(workdir, needs=Sampler, command="sample")
     samples, labels = run.objective.draw(run.params, jax.random.PRNGKey(seed), num,
                                          options or SampleOptions(), run.mesh)
     samples = np.asarray(samples)

@@ -76,13 +76,29 @@ def cosine_schedule(num_steps: int = 1000, offset: float = 0.008,
     return _from_betas(np.minimum(1.0 - f[1:] / f[:-1], max_beta))
 
 
-SCHEDULES = {"linear": linear_schedule, "cosine": cosine_schedule}
+def scaled_linear_schedule(num_steps: int = 1000, beta_start: float = 0.00085,
+                           beta_end: float = 0.012) -> NoiseSchedule:
+    """Stable Diffusion's schedule (diffusers' "scaled_linear"): sqrt(beta) linear from
+    sqrt(beta_start) to sqrt(beta_end), so betas grow quadratically."""
+    return _from_betas(np.linspace(beta_start**0.5, beta_end**0.5, num_steps,
+                                   dtype=np.float64) ** 2)
 
 
-def make_schedule(name: str, num_steps: int = 1000) -> NoiseSchedule:
+SCHEDULES = {"linear": linear_schedule, "cosine": cosine_schedule,
+             "scaled_linear": scaled_linear_schedule}
+
+
+def make_schedule(name: str, num_steps: int = 1000, beta_start: float | None = None,
+                  beta_end: float | None = None) -> NoiseSchedule:
+    """The named schedule over `num_steps`; `beta_start` / `beta_end` (None: the schedule's
+    own) set the range of "linear" and "scaled_linear"."""
     if name not in SCHEDULES:
         raise ValueError(f"Unknown noise schedule {name!r}; known: {sorted(SCHEDULES)}")
-    return SCHEDULES[name](num_steps)
+    betas = {k: v for k, v in (("beta_start", beta_start), ("beta_end", beta_end))
+             if v is not None}
+    if betas and name == "cosine":
+        raise ValueError("the cosine schedule has no beta_start / beta_end")
+    return SCHEDULES[name](num_steps, **betas)
 
 
 def per_example(scale: jax.Array, like: jax.Array) -> jax.Array:

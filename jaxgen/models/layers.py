@@ -18,23 +18,30 @@ import numpy as np
 from flax import nnx
 
 
-def timestep_embedding(time: jax.Array, dim: int, max_period: float = 10000.0) -> jax.Array:
-    """[B] float times -> [B, dim] sinusoidal features (Vaswani et al. 2017, as DDPM's code:
-    sines then cosines, frequencies from 1 down to 1 / max_period)."""
+def timestep_embedding(time: jax.Array, dim: int, max_period: float = 10000.0, *,
+                       freq_shift: float = 1.0, flip_sin_to_cos: bool = False) -> jax.Array:
+    """[B] float times -> [B, dim] sinusoidal features (Vaswani et al. 2017). The default is
+    DDPM's code: sines then cosines, frequencies max_period^(-i / (half - 1)), from 1 down to
+    1 / max_period. diffusers names the two choices: `freq_shift` s divides by half - s
+    (Stable Diffusion's U-Net: 0), `flip_sin_to_cos` puts the cosines first (SD: True)."""
     half = dim // 2
-    freqs = jnp.exp(-np.log(max_period) * jnp.arange(half, dtype=jnp.float32) / (half - 1))
+    freqs = jnp.exp(-np.log(max_period) * jnp.arange(half, dtype=jnp.float32)
+                    / (half - freq_shift))
     args = jnp.asarray(time, jnp.float32)[:, None] * freqs[None]
-    emb = jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
-    return jnp.pad(emb, ((0, 0), (0, dim % 2)))
+    waves = [jnp.cos(args), jnp.sin(args)] if flip_sin_to_cos else [jnp.sin(args), jnp.cos(args)]
+    return jnp.pad(jnp.concatenate(waves, axis=-1), ((0, 0), (0, dim % 2)))
 
 
 def condition_embedding(time_mlp, class_embed, time: jax.Array, labels: jax.Array | None, *,
-                        num_features: int, null_class: int, dtype) -> jax.Array:
+                        num_features: int, null_class: int, dtype,
+                        freq_shift: float = 1.0, flip_sin_to_cos: bool = False) -> jax.Array:
     """A denoiser's conditioning vector [B, D]: the two-layer SiLU MLP `time_mlp` of the
     `num_features` sinusoidal features of `time` [B] (DDPM's, DiT's), plus the embedding
     `class_embed` of `labels` [B] in a class-conditional model (None: the null class, index
-    `null_class`, the unconditional half of classifier-free guidance)."""
-    emb = timestep_embedding(time, num_features).astype(dtype)
+    `null_class`, the unconditional half of classifier-free guidance). `freq_shift` and
+    `flip_sin_to_cos`: see `timestep_embedding`."""
+    emb = timestep_embedding(time, num_features, freq_shift=freq_shift,
+                             flip_sin_to_cos=flip_sin_to_cos).astype(dtype)
     emb = time_mlp[1](nnx.silu(time_mlp[0](emb)))
     if class_embed is not None:
         if labels is None:

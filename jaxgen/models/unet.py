@@ -24,21 +24,26 @@ DDPM_CIFAR10 = dict(data_shape=(32, 32, 3), channels=128, channel_mults=(1, 2, 2
                     num_res_blocks=2, attention_resolutions=(16,), dropout=0.1)
 
 
-def _group_norm(channels, dtype, rngs):
-    # 32 groups (Wu & He 2018) as DDPM, but at least 4 channels per group: with one channel per
-    # group (a 16-channel model) the norm is an instance norm, which removes each channel's
-    # per-image mean, and before the output conv that mean is what an eps model must copy from
-    # x_T at high noise (its error is divided by alpha_T, 0.006 on the linear schedule).
-    groups = min(32, max(1, channels // 4))
-    while channels % groups:
-        groups -= 1
-    return nnx.GroupNorm(channels, num_groups=groups, epsilon=1e-6, dtype=dtype,
+def _group_norm(channels, dtype, rngs, groups=None, epsilon=1e-6):
+    # By default 32 groups (Wu & He 2018) as DDPM, but at least 4 channels per group: with one
+    # channel per group (a 16-channel model) the norm is an instance norm, which removes each
+    # channel's per-image mean, and before the output conv that mean is what an eps model must
+    # copy from x_T at high noise (its error is divided by alpha_T, 0.006 on the linear
+    # schedule). A checkpoint's config gives `groups` and `epsilon` exactly.
+    if groups is None:
+        groups = min(32, max(1, channels // 4))
+        while channels % groups:
+            groups -= 1
+    elif channels % groups:
+        raise ValueError(f"GroupNorm of {channels} channels into {groups} groups: the groups "
+                         "must divide the channels")
+    return nnx.GroupNorm(channels, num_groups=groups, epsilon=epsilon, dtype=dtype,
                          rngs=rngs)
 
 
-def _conv(cin, cout, rngs, dtype, kernel=3, strides=1, zero=False):
+def _conv(cin, cout, rngs, dtype, kernel=3, strides=1, zero=False, padding="SAME"):
     kw = {"kernel_init": nnx.initializers.zeros_init()} if zero else {}
-    return nnx.Conv(cin, cout, (kernel, kernel), strides=(strides, strides), padding="SAME",
+    return nnx.Conv(cin, cout, (kernel, kernel), strides=(strides, strides), padding=padding,
                     dtype=dtype, rngs=rngs, **kw)
 
 
@@ -47,12 +52,12 @@ class ResBlock(nnx.Module):
     1x1 skip when the width changes. `scale_shift` is ADM's FiLM form of the embedding
     (`norm(h) * (1 + scale) + shift`) instead of DDPM's addition."""
 
-    def __init__(self, cin, cout, emb_dim, dropout, scale_shift, dtype, rngs):
-        self.norm1 = _group_norm(cin, dtype, rngs)
+    def __init__(self, cin, cout, emb_dim, dropout, scale_shift, dtype, rngs, norm=_group_norm):
+        self.norm1 = norm(cin, dtype, rngs)
         self.conv1 = _conv(cin, cout, rngs, dtype)
         self.scale_shift = scale_shift
         self.emb = nnx.Linear(emb_dim, 2 * cout if scale_shift else cout, dtype=dtype, rngs=rngs)
-        self.norm2 = _group_norm(cout, dtype, rngs)
+        self.norm2 = norm(cout, dtype, rngs)
         self.dropout = nnx.Dropout(dropout)
         self.conv2 = _conv(cout, cout, rngs, dtype, zero=True)
         self.skip = _conv(cin, cout, rngs, dtype, kernel=1) if cin != cout else None
@@ -74,8 +79,8 @@ class AttentionBlock(nnx.Module):
     """Self-attention over the H*W positions (GroupNorm, then residual), followed by
     cross-attention to `context` when the block was built with `context_dim`."""
 
-    def __init__(self, channels, num_heads, context_dim, dtype, rngs):
-        self.norm = _group_norm(channels, dtype, rngs)
+    def __init__(self, channels, num_heads, context_dim, dtype, rngs, norm=_group_norm):
+        self.norm = norm(channels, dtype, rngs)
         self.attn = Attention(channels, channels, num_heads, dtype=dtype, rngs=rngs)
         # NNX fixes an attribute as data or static at its first assignment: assign once.
         self.cross_norm = (nnx.LayerNorm(channels, epsilon=1e-6, dtype=dtype, rngs=rngs)
@@ -96,8 +101,14 @@ class AttentionBlock(nnx.Module):
 
 
 class Downsample(nnx.Module):
-    def __init__(self, channels, dtype, rngs):
-        self.conv = _conv(channels, channels, rngs, dtype, strides=2)
+    """A stride-2 3x3 conv. `padding` None is "SAME" (for even sizes one row and column after,
+    as DDPM's TensorFlow code); an int p pads p on every side (diffusers' `downsample_padding`:
+    0 pads after only, as "SAME"; Stable Diffusion's 1 pads both sides)."""
+
+    def __init__(self, channels, dtype, rngs, padding=None):
+        pads = ("SAME" if padding is None else ((0, 1), (0, 1)) if padding == 0
+                else ((padding, padding), (padding, padding)))
+        self.conv = _conv(channels, channels, rngs, dtype, strides=2, padding=pads)
 
     def __call__(self, x):
         return self.conv(x)
@@ -122,12 +133,18 @@ class UNet(nnx.Module):
         context_dim: width of the cross-attention context (0: no cross-attention).
         scale_shift: ADM's scale-shift GroupNorm in residual blocks.
         out_channels: default C (a prediction the shape of the input).
+        norm_groups, norm_eps: the GroupNorms' groups and epsilon (default: 32 groups of at
+            least 4 channels, 1e-6).
+        downsample_padding: see `Downsample` (None: "SAME").
+        freq_shift, flip_sin_to_cos: the time embedding's (see `layers.timestep_embedding`).
+    The defaults are DDPM's network; `jaxgen.pretrained` sets the rest from diffusers' configs.
     """
 
     def __init__(self, data_shape, channels=128, channel_mults=(1, 2, 2, 2), num_res_blocks=2,
                  attention_resolutions=(16,), dropout=0.0, num_heads=1, head_channels=0,
-                 num_classes=0, context_dim=0, scale_shift=False, out_channels=None, *,
-                 dtype=jnp.float32, rngs: nnx.Rngs):
+                 num_classes=0, context_dim=0, scale_shift=False, out_channels=None,
+                 norm_groups=None, norm_eps=1e-6, downsample_padding=None, freq_shift=1.0,
+                 flip_sin_to_cos=False, *, dtype=jnp.float32, rngs: nnx.Rngs):
         height, width, in_channels = data_shape
         levels = len(channel_mults)
         factor = 2 ** (levels - 1)
@@ -137,7 +154,12 @@ class UNet(nnx.Module):
                              "channel_mults or pad the data")
         self.data_shape, self.channels, self.num_classes = tuple(data_shape), channels, num_classes
         self.dtype = dtype
+        self.freq_shift, self.flip_sin_to_cos = freq_shift, flip_sin_to_cos
         emb_dim = 4 * channels
+
+        def norm(c, dtype, rngs):
+            return _group_norm(c, dtype, rngs, norm_groups, norm_eps)
+
         self.time_mlp = nnx.List([nnx.Linear(channels, emb_dim, dtype=dtype, rngs=rngs),
                                   nnx.Linear(emb_dim, emb_dim, dtype=dtype, rngs=rngs)])
         self.class_embed = (nnx.Embed(num_classes + 1, emb_dim, dtype=dtype, rngs=rngs)
@@ -147,10 +169,10 @@ class UNet(nnx.Module):
             return c // head_channels if head_channels > 0 else num_heads
 
         def attention(c):
-            return AttentionBlock(c, heads(c), context_dim, dtype, rngs)
+            return AttentionBlock(c, heads(c), context_dim, dtype, rngs, norm)
 
         def res(cin, cout):
-            return ResBlock(cin, cout, emb_dim, dropout, scale_shift, dtype, rngs)
+            return ResBlock(cin, cout, emb_dim, dropout, scale_shift, dtype, rngs, norm)
 
         self.conv_in = _conv(in_channels, channels, rngs, dtype)
         down, skips, size, c = [], [channels], height, channels
@@ -163,7 +185,7 @@ class UNet(nnx.Module):
                 down.append(nnx.List(blocks))
                 skips.append(c)
             if level < levels - 1:
-                down.append(nnx.List([Downsample(c, dtype, rngs)]))
+                down.append(nnx.List([Downsample(c, dtype, rngs, downsample_padding)]))
                 skips.append(c)
                 size //= 2
         self.down = nnx.List(down)
@@ -180,13 +202,14 @@ class UNet(nnx.Module):
                 up.append(nnx.List([Upsample(c, dtype, rngs)]))
                 size *= 2
         self.up = nnx.List(up)
-        self.norm_out = _group_norm(c, dtype, rngs)
+        self.norm_out = norm(c, dtype, rngs)
         self.conv_out = _conv(c, out_channels or in_channels, rngs, dtype, zero=True)
 
     def embed(self, time, labels):
         return condition_embedding(self.time_mlp, self.class_embed, time, labels,
                                    num_features=self.channels, null_class=self.num_classes,
-                                   dtype=self.dtype)
+                                   dtype=self.dtype, freq_shift=self.freq_shift,
+                                   flip_sin_to_cos=self.flip_sin_to_cos)
 
     def _apply(self, blocks, h, emb, context, key):
         for i, block in enumerate(blocks):

@@ -32,18 +32,34 @@ Denoiser = Callable[[jax.Array, jax.Array], jax.Array]
 SPACINGS = ("leading", "trailing", "linspace")
 
 
-def timesteps(num_train_steps: int, num_steps: int, spacing: str = "trailing") -> np.ndarray:
+def timesteps(num_train_steps: int, num_steps: int, spacing: str = "trailing",
+              steps_offset: int = 0, scheduler: str = "ddim") -> np.ndarray:
     """The training timesteps a sampler visits, from noisiest to cleanest, as diffusers'
     schedulers name the choices (Lin et al. 2024 discuss why "trailing" should be preferred):
 
-    "leading":  0, r, 2r, ... with r = T // n (the DDIM paper's; never visits t = T - 1);
+    "leading":  0, r, 2r, ... with r = T // n (the DDIM paper's; never visits t = T - 1),
+                each plus `steps_offset` (Stable Diffusion 1.x's schedulers: 1);
     "trailing": T - 1, T - 1 - T/n, ... rounded (starts from the noisiest step);
     "linspace": n points evenly from 0 to T - 1, rounded.
+
+    diffusers' DPM-Solver (`scheduler="dpm_solver"`) lays out two of them its own way: it
+    spaces n + 1 points and drops t = 0 ("leading": r = T // (n + 1); "linspace": from 0 to
+    T - 1), so that its grid ends at a noisy step before the final jump to clean data.
     """
     if not 1 <= num_steps <= num_train_steps:
         raise ValueError(f"num_steps must be in [1, {num_train_steps}], got {num_steps}")
-    if spacing == "leading":
-        steps = np.arange(num_steps) * (num_train_steps // num_steps)
+    if scheduler not in ("ddim", "dpm_solver"):
+        raise ValueError(f"scheduler must be 'ddim' or 'dpm_solver', got {scheduler!r}")
+    solver = scheduler == "dpm_solver"
+    if spacing == "leading" and solver:
+        steps = np.arange(1, num_steps + 1) * (num_train_steps // (num_steps + 1)) + steps_offset
+    elif spacing == "linspace" and solver:
+        steps = np.round(np.linspace(0, num_train_steps - 1, num_steps + 1))[1:]
+    elif spacing == "leading":
+        steps = np.arange(num_steps) * (num_train_steps // num_steps) + steps_offset
+        if steps[-1] >= num_train_steps:
+            raise ValueError(f"steps_offset {steps_offset} takes the last of {num_steps} "
+                             f"leading steps past T - 1 = {num_train_steps - 1}")
     elif spacing == "trailing":
         steps = np.round(np.arange(num_train_steps, 0, -num_train_steps / num_steps)) - 1
         steps = steps[::-1]

@@ -10,11 +10,13 @@ the sampler's time: the timestep in [0, T) for VP models, the flow time in [0, 1
 Config `diffusion` fields:
   parameterization  "eps" | "x0" | "v" (variance-preserving, on the discrete `schedule`) or
                     "flow" (rectified flow: x_t = (1 - t) x0 + t eps, velocity target)
-  schedule, num_train_steps   the noise schedule ("linear" | "cosine") and its T
+  schedule, num_train_steps   the noise schedule ("linear" | "cosine" | "scaled_linear") and
+                    its T; optional beta_start, beta_end (see `schedules.make_schedule`)
   weighting, snr_gamma        "simple" | "min_snr" (see `losses.loss_weight`)
   time_sampling     flow only: "uniform" | "logit_normal" (SD3's, N(0, 1) in logit space)
 Config `sample` fields: sampler ("ddim" | "ddpm" | "dpm_solver" for the VP models, "euler" |
-"heun" for flow), steps, eta (ddim), spacing (see `sample.diffusion.timesteps`), flow_shift,
+"heun" for flow), steps, eta (ddim), spacing and optional steps_offset (see
+`sample.diffusion.timesteps`), flow_shift,
 guidance (w; None for none), guidance_interval ((low, high] of sigma / alpha, or None),
 clip_x0 (clip each predicted x0 to [-c, c] in the VP samplers, as DDPM does; None: off).
 """
@@ -31,14 +33,23 @@ from jaxgen.train.state import compute_dtype
 
 VP_SAMPLERS = ("ddim", "ddpm", "dpm_solver")
 FLOW_SAMPLERS = ("euler", "heun")
+# The timestep spacing of diffusers' DDIMScheduler and DPMSolverMultistepScheduler when their
+# config names none.
+DIFFUSERS_SPACING = {"ddim": "leading", "dpm_solver": "linspace"}
 FLOW_TIME_SCALE = 1000.0  # flow time t in [0, 1] enters the network as 1000 t
+
+
+# U-Net fields a config may leave out (their `UNet` defaults); checkpoints read from diffusers
+# set them (`jaxgen.pretrained`).
+UNET_EXTRAS = {"out_channels": None, "norm_groups": None, "norm_eps": 1e-6,
+               "downsample_padding": None, "freq_shift": 1.0, "flip_sin_to_cos": False}
 
 
 def build_denoiser(config, rngs: nnx.Rngs):
     """The U-Net or DiT of `config.model`: kind ("unet" | "dit"), data_shape, num_classes
     (0: unconditional), context_dim, dropout; U-Net: channels, channel_mults, num_res_blocks,
-    attention_resolutions, num_heads, head_channels, scale_shift; DiT: patch_size, hidden,
-    depth, num_heads, mlp_ratio."""
+    attention_resolutions, num_heads, head_channels, scale_shift and optionally the
+    `UNET_EXTRAS`; DiT: patch_size, hidden, depth, num_heads, mlp_ratio."""
     m = config.model
     common = dict(data_shape=tuple(m.data_shape), num_classes=m.num_classes,
                   context_dim=m.context_dim, dropout=m.dropout,
@@ -48,7 +59,8 @@ def build_denoiser(config, rngs: nnx.Rngs):
                     num_res_blocks=m.num_res_blocks,
                     attention_resolutions=tuple(m.attention_resolutions),
                     num_heads=m.num_heads, head_channels=m.head_channels,
-                    scale_shift=m.scale_shift, **common)
+                    scale_shift=m.scale_shift, **{k: m.get(k, v) for k, v in UNET_EXTRAS.items()},
+                    **common)
     if m.kind == "dit":
         return DiT(patch_size=m.patch_size, hidden=m.hidden, depth=m.depth,
                    num_heads=m.num_heads, mlp_ratio=m.mlp_ratio, **common)
@@ -70,7 +82,8 @@ class Denoising:
             raise ValueError("diffusion.time_sampling must be 'uniform' or 'logit_normal', got "
                              f"{d.time_sampling!r}")
         self.diffusion, self.sampling = d, config.sample
-        self.schedule = schedules.make_schedule(d.schedule, d.num_train_steps)
+        self.schedule = schedules.make_schedule(d.schedule, d.num_train_steps,
+                                                d.get("beta_start"), d.get("beta_end"))
         self.data_shape = tuple(config.model.data_shape)
         self.check_sampler(config.sample.sampler)
 
@@ -143,6 +156,17 @@ class Denoising:
         interval = (0.0, jnp.inf) if interval is None else (interval[0], interval[1])
         return samplers.guided(fn, condition, null, guidance, self.noise_level, interval)
 
+    def grid(self, steps: int, sampler: str = "ddim"):
+        """The timesteps a VP sampler of `steps` steps visits: the config's spacing laid out as
+        diffusers' scheduler of that sampler does; with no spacing (a checkpoint's scheduler
+        config that names none), that scheduler's default."""
+        s = self.sampling
+        spacing = s.spacing or DIFFUSERS_SPACING["dpm_solver" if sampler == "dpm_solver"
+                                                 else "ddim"]
+        return samplers.timesteps(self.schedule.num_steps, steps, spacing,
+                                  s.get("steps_offset", 0),
+                                  "dpm_solver" if sampler == "dpm_solver" else "ddim")
+
     def sample(self, fn, x_T, key, sampler=None, steps=None):
         """Data from noise x_T with `fn(x, t)`, by the named sampler (default: the config's);
         `sampler` and `steps` are static."""
@@ -156,7 +180,7 @@ class Denoising:
         p, clip = self.parameterization, s.get("clip_x0")
         if sampler == "ddpm":
             return samplers.ddpm_sample(fn, self.schedule, x_T, key, p, clip)
-        grid = samplers.timesteps(self.schedule.num_steps, steps, s.spacing)
+        grid = self.grid(steps, sampler)
         if sampler == "dpm_solver":
             return samplers.dpm_solver_sample(fn, self.schedule, x_T, grid, p, clip_x0=clip)
         return samplers.ddim_sample(fn, self.schedule, x_T, grid, key, s.eta, p, clip_x0=clip)
@@ -168,7 +192,7 @@ class Denoising:
         if self.flow:
             run = samplers.heun_sample if s.sampler == "heun" else samplers.euler_sample
             return run(fn, x0, samplers.flow_times(s.steps, s.flow_shift)[::-1].copy())
-        grid = samplers.timesteps(self.schedule.num_steps, s.steps, s.spacing)
+        grid = self.grid(s.steps)
         return samplers.ddim_invert(fn, self.schedule, x0, grid, self.parameterization)
 
     def deterministic(self, fn, x_T):
@@ -177,6 +201,6 @@ class Denoising:
         if self.flow:
             return self.sample(fn, x_T, jax.random.PRNGKey(0))
         s = self.sampling
-        grid = samplers.timesteps(self.schedule.num_steps, s.steps, s.spacing)
+        grid = self.grid(s.steps)
         return samplers.ddim_sample(fn, self.schedule, x_T, grid, jax.random.PRNGKey(0), 0.0,
                                     self.parameterization, clip_x0=s.get("clip_x0"))
