@@ -71,6 +71,16 @@ def _export(args) -> None:
 def _generate(args) -> None:
     from jaxgen import commands
 
+    if args.pretrained:
+        if args.interval:
+            raise ValueError("--interval applies to jaxgen runs; a pretrained pipeline "
+                             "guides at every step")
+        guidance = 6.5 if args.guidance is None else args.guidance
+        commands.generate_pretrained(args.pretrained, args.prompts, args.num,
+                                     guidance=guidance, seed=args.seed, sampler=args.sampler,
+                                     steps=args.steps, height=args.height, width=args.width,
+                                     dtype=args.dtype, out=args.out)
+        return
     commands.generate(args.run, args.prompts, args.num, guidance=args.guidance,
                       interval=args.interval, seed=args.seed, sampler=args.sampler,
                       steps=args.steps, out=args.out)
@@ -188,14 +198,28 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--run", default="runs/ldm_mnist5k", help="the latent diffusion run "
                      "(default: %(default)s)")
     gen.add_argument("--num", type=int, help="images in all (default: one per prompt)")
-    gen.add_argument("--guidance", type=float, metavar="W", help="guidance scale w (default: "
-                     "the run's sample.guidance; 0: the conditional model alone)")
+    gen.add_argument("--guidance", type=float, metavar="W", help="guidance scale w, cond + "
+                     "w (cond - uncond); diffusers' guidance_scale is 1 + w (default: the "
+                     "run's sample.guidance; 0: the conditional model alone)")
     gen.add_argument("--interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
                      help="guide only where sigma/alpha is in (LOW, HIGH]")
     gen.add_argument("--sampler", choices=("ddim", "ddpm", "dpm_solver", "euler", "heun"))
     gen.add_argument("--steps", type=int, help="sampler steps (default: the run's)")
     gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--out", help="output PNG (default: RUN/generated.png)")
+    gen.add_argument("--out", help="output PNG (default: RUN/generated.png, or "
+                     "./generated.png with --pretrained)")
+    sd = gen.add_argument_group(
+        "Stable Diffusion from a diffusers folder (guidance default 6.5, diffusers' "
+        "guidance_scale 7.5; sampler default dpm_solver, 25 steps)")
+    sd.add_argument("--pretrained", metavar="DIR",
+                    help="a StableDiffusionPipeline folder (model_index.json, unet/, vae/, "
+                    "text_encoder/, tokenizer/, scheduler/), e.g. from `huggingface-cli "
+                    "download stable-diffusion-v1-5/stable-diffusion-v1-5 --local-dir DIR`; "
+                    "--run is then ignored")
+    sd.add_argument("--height", type=int, default=512, help="image height (default 512)")
+    sd.add_argument("--width", type=int, default=512, help="image width (default 512)")
+    sd.add_argument("--dtype", choices=("auto", "float32", "bfloat16"), default="auto",
+                    help="compute dtype (auto: bfloat16 on accelerators, float32 on CPU)")
     gen.set_defaults(run_command=_generate)
 
     interp = sub.add_parser("interpolate", help="interpolate between test images in latent space",

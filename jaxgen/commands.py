@@ -65,7 +65,24 @@ def generate(workdir, prompts: list[str], num: int | None = None, *, guidance=No
     images = run.objective.text_to_image(run.params, run.mesh, prompts, num, guidance=guidance,
                                          interval=interval, seed=seed, sampler=sampler,
                                          steps=steps)
-    out = Path(out) if out else Path(workdir) / "generated.png"
+    return _write_images(images, prompts, num, Path(out) if out else Path(workdir) /
+                         "generated.png")
+
+
+def generate_pretrained(path, prompts: list[str], num: int | None = None, *, guidance=6.5,
+                        seed: int = 0, sampler=None, steps=None, height: int = 512,
+                        width: int = 512, dtype: str = "auto", out=None) -> Path:
+    """`generate` with a diffusers Stable Diffusion folder (`pretrained.stable_diffusion`)."""
+    from jaxgen.pretrained.stable_diffusion import StableDiffusion
+
+    pipe = StableDiffusion.from_pretrained(path, dtype=dtype)
+    num = num or len(prompts)
+    images = pipe(prompts, num, guidance=guidance, sampler=sampler, steps=steps, height=height,
+                  width=width, seed=seed)
+    return _write_images(images, prompts, num, Path(out) if out else Path("generated.png"))
+
+
+def _write_images(images, prompts, num, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     ncols = len(prompts) if 1 < len(prompts) <= 16 else None  # a prompt per column
     viz.save_png(viz.image_grid(images.astype(np.float32) / 127.5 - 1.0, ncols=ncols), out)

@@ -17,7 +17,7 @@ from jaxgen import pretrained
 from jaxgen.models.unet import UNet
 from jaxgen.pretrained import PretrainedError
 from tests import helpers
-from tests.pretrained_fixtures import FIXTURES, ROOT
+from tests.pretrained_fixtures import FIXTURES, ROOT, SD15_SCHEDULER
 
 NAMES = sorted(FIXTURES)
 
@@ -64,6 +64,128 @@ def test_sampling_matches_diffusers_schedulers(name, sampler):
     out = run.objective.generate(run.params, x_T, jax.random.PRNGKey(0), labels,
                                  sampler=sampler, steps=steps)
     _close(np.asarray(out).transpose(0, 3, 1, 2), ref[f"{sampler}_sample"], rel=2e-4)
+
+
+@pytest.mark.parametrize("name", ["tiny_sd/unet", "sd2_unet"])
+def test_stable_diffusion_unet_matches_diffusers(name):
+    """UNet2DConditionModel as SD 1.x (conv projections, a head count) and SD 2.x (linear
+    projections, heads per level, upcast attention, fp16 weights) build it."""
+    ref = np.load(ROOT / name / "reference.npz")
+    model = _unet(ROOT / name)
+    out = model(jnp.asarray(ref["x"].transpose(0, 2, 3, 1)), ref["t"].astype(np.float32),
+                None, jnp.asarray(ref["context"]))
+    _close(np.asarray(out).transpose(0, 3, 1, 2), ref["output"])
+
+
+def test_stable_diffusion_vae_matches_diffusers(tmp_path):
+    """AutoencoderKL: the encoder's mean and log-variance and the decoder, elementwise; the
+    old attention names of converted SD checkpoints read the same."""
+    from jaxgen.models.autoencoder_kl import AutoencoderKL
+    from jaxgen.pretrained.autoencoder_kl import load_vae
+
+    ref = np.load(ROOT / "tiny_sd" / "vae" / "reference.npz")
+
+    def check(folder):
+        kwargs, params, scaling = load_vae(folder)
+        assert scaling == 0.18215
+        graphdef = nnx.graphdef(nnx.eval_shape(lambda: AutoencoderKL(**kwargs,
+                                                                      rngs=nnx.Rngs(0))))
+        vae = nnx.merge(graphdef, params)
+        mean, log_var = vae.encode(jnp.asarray(ref["images"].transpose(0, 2, 3, 1)))
+        _close(np.asarray(mean).transpose(0, 3, 1, 2), ref["mean"])
+        _close(np.asarray(log_var).transpose(0, 3, 1, 2), ref["log_var"])
+        decoded = vae.decode(jnp.asarray(ref["latents"].transpose(0, 2, 3, 1)))
+        _close(np.asarray(decoded).transpose(0, 3, 1, 2), ref["decoded"])
+
+    check(ROOT / "tiny_sd" / "vae")
+    folder = Path(shutil.copytree(ROOT / "tiny_sd" / "vae", tmp_path / "vae"))
+    path = folder / "diffusion_pytorch_model.safetensors"
+    tensors = load_file(str(path))
+    for key in [k for k in tensors if ".attentions." in k]:
+        tensors[key.replace(".to_q.", ".query.").replace(".to_k.", ".key.").replace(
+            ".to_v.", ".value.").replace(".to_out.0.", ".proj_attn.")] = tensors.pop(key)
+    save_file(tensors, str(path))
+    check(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "latents_mean": [0.0] * 4}))
+    with pytest.raises(PretrainedError, match="latents_mean"):
+        load_vae(folder)
+
+
+@pytest.mark.parametrize("name", ["tiny_sd", "sd2_text"])
+def test_clip_text_encoder_and_tokenizer_match_transformers(name):
+    """The prompts of the fixture tokenized as diffusers' pipelines do (padded to 77 with the
+    folder's pad token) and encoded: the hidden states SD attends to and the pooled
+    end-of-text state, elementwise."""
+    from jaxgen.models.clip_text import CLIPTextModel
+    from jaxgen.pretrained.clip_text import CLIPTokenizer, load_text_encoder
+
+    ref = np.load(ROOT / name / "text_encoder" / "reference.npz")
+    tokenizer = CLIPTokenizer(ROOT / name / "tokenizer")
+    ids = tokenizer(list(ref["prompts"]))
+    np.testing.assert_array_equal(ids, ref["ids"])
+    kwargs, params = load_text_encoder(ROOT / name / "text_encoder")
+    graphdef = nnx.graphdef(nnx.eval_shape(lambda: CLIPTextModel(**kwargs, rngs=nnx.Rngs(0))))
+    hidden, pooled = nnx.merge(graphdef, params)(jnp.asarray(ids))
+    _close(np.asarray(hidden), ref["hidden"])
+    _close(np.asarray(pooled), ref["pooled"])
+    with pytest.raises(ValueError, match="tokens; the text encoder takes 75"):
+        tokenizer(["a cat " * 60])
+    assert tokenizer(["a cat " * 60], truncate=True).shape == (1, 77)
+
+
+def test_clip_text_encoder_checks_its_checkpoint(tmp_path):
+    from jaxgen.pretrained.clip_text import CLIPTokenizer, load_text_encoder
+
+    folder = Path(shutil.copytree(ROOT / "tiny_sd", tmp_path / "tiny_sd"))
+    weights = folder / "text_encoder" / "model.safetensors"
+    tensors = load_file(str(weights))
+    # Checkpoints saved before transformers 5 prefix text_model. and keep the position ids.
+    tensors = {f"text_model.{k}": v for k, v in tensors.items()}
+    tensors["text_model.embeddings.position_ids"] = np.arange(77)[None]
+    save_file(tensors, str(weights))
+    load_text_encoder(folder / "text_encoder")
+    tensors["text_model.embeddings.position_ids"] = np.zeros((1, 77), np.int64)
+    save_file(tensors, str(weights))
+    with pytest.raises(PretrainedError, match="position_ids"):
+        load_text_encoder(folder / "text_encoder")
+    config = folder / "text_encoder" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "hidden_act": "relu"}))
+    with pytest.raises(PretrainedError, match="hidden_act"):
+        load_text_encoder(folder / "text_encoder")
+    (folder / "tokenizer" / "merges.txt").unlink()
+    with pytest.raises(PretrainedError, match="merges.txt is missing"):
+        CLIPTokenizer(folder / "tokenizer")
+
+
+def test_live_tokenizer_parity_with_transformers():
+    transformers = pytest.importorskip("transformers")
+    from jaxgen.pretrained.clip_text import CLIPTokenizer
+
+    prompts = ["Hello,  World!!", "it's a dog's life", "naïve café 42", "emoji 🙂 text",
+               "<|endoftext|> inside", "tabs\tand\nnewlines"]
+    for name in ("tiny_sd", "sd2_text"):
+        theirs = transformers.CLIPTokenizer.from_pretrained(ROOT / name / "tokenizer")
+        expected = theirs(prompts, padding="max_length", max_length=77).input_ids
+        np.testing.assert_array_equal(CLIPTokenizer(ROOT / name / "tokenizer")(prompts),
+                                      expected)
+
+
+def test_stable_diffusion_unet_options_are_checked(tmp_path):
+    folder = Path(shutil.copytree(ROOT / "tiny_sd" / "unet", tmp_path / "unet"))
+    path = folder / "config.json"
+    config = json.loads(path.read_text())
+    for option, value in [("addition_embed_type", "text_time"), ("time_cond_proj_dim", 256),
+                          ("class_embed_type", "projection")]:
+        path.write_text(json.dumps({**config, option: value}))
+        with pytest.raises(PretrainedError, match=f"unsupported {option}="):
+            pretrained.load_unet(folder)
+    path.write_text(json.dumps({**config, "controlnet_conditioning_channel_order": "rgb"}))
+    with pytest.raises(PretrainedError, match="unsupported option controlnet_conditioning"):
+        pretrained.load_unet(folder)
+    path.write_text(json.dumps({**config, "attention_head_dim": [1, 2, 4]}))
+    with pytest.raises(PretrainedError, match="attention heads"):
+        pretrained.load_unet(folder)
 
 
 def test_config_maps_ddpm_cifar10():
@@ -260,14 +382,6 @@ def test_live_parity_with_diffusers(tmp_path):
     _close(ours, theirs)
 
 
-# Stable Diffusion 1.5's scheduler/scheduler_config.json (PNDM, "leading" by default, offset 1).
-SD15_SCHEDULER = {
-    "_class_name": "PNDMScheduler", "_diffusers_version": "0.6.0", "beta_end": 0.012,
-    "beta_schedule": "scaled_linear", "beta_start": 0.00085, "num_train_timesteps": 1000,
-    "set_alpha_to_one": False, "skip_prk_steps": True, "steps_offset": 1, "trained_betas": None,
-    "clip_sample": False}
-
-
 def test_stable_diffusion_scheduler_config():
     """The timesteps and noise levels diffusers 0.42 gives SD 1.5's scheduler config, once as
     DDIMScheduler and once as DPMSolverMultistepScheduler (`from_config`, 25 steps)."""
@@ -289,3 +403,53 @@ def test_stable_diffusion_scheduler_config():
         pretrained.scheduler_settings({**SD15_SCHEDULER, "rescale_betas_zero_snr": True})
     with pytest.raises(PretrainedError, match="beta_schedule"):
         pretrained.scheduler_settings({**SD15_SCHEDULER, "beta_schedule": "sigmoid"})
+
+
+@pytest.mark.slow
+def test_sd15_unet_at_full_size(tmp_path):
+    """SD 1.5's 860M-parameter U-Net: converted from diffusers, one forward at 64x64 latents
+    agrees with PyTorch's, and loading never held a second copy of the weights on the host
+    (`python -m benchmarks.pretrained_load` prints the times and memory)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from benchmarks.pretrained_load import measure
+
+    row = measure(64, tmp_path)
+    assert row["parameters"] == 859_520_964
+    assert row["max_abs_diff"] <= 1e-4 * row["output_scale"], row
+    # One fp32 copy is 3.2 GiB; the process also holds XLA and the compiled forward.
+    assert row["peak_rss_gib_after_load"] < 1.5 * row["weights_gib"] + 1.0, row
+
+
+@pytest.mark.parametrize("sampler", ["dpm_solver", "ddim"])
+def test_text_to_image_matches_stable_diffusion_pipeline(sampler):
+    """The whole pipeline from the same latents, SD 1.5's scheduler config and 5 steps at
+    diffusers' guidance_scale 3 (jaxgen's w = 2): diffusers' StableDiffusionPipeline images
+    to within a grey level."""
+    from jaxgen.pretrained.stable_diffusion import StableDiffusion
+
+    ref = np.load(ROOT / "tiny_sd" / "reference.npz")
+    pipe = StableDiffusion.from_pretrained(ROOT / "tiny_sd")
+    images = pipe(list(ref["prompts"]), guidance=2.0, sampler=sampler, steps=5, height=128,
+                  width=128, latents=ref["latents"].transpose(0, 2, 3, 1))
+    expected = np.round(ref[sampler] * 255).astype(np.int32)
+    assert images.shape == (2, 128, 128, 3) and images.dtype == np.uint8
+    assert np.abs(images.astype(np.int32) - expected).max() <= 1
+    again = pipe(list(ref["prompts"]), guidance=5.0, sampler=sampler, steps=5, height=128,
+                 width=128, latents=ref["latents"].transpose(0, 2, 3, 1))
+    assert len(pipe._programs) == 1 and np.abs(again.astype(int) - images).max() > 0
+
+
+def test_cli_generates_with_a_stable_diffusion_folder(tmp_path):
+    out = tmp_path / "astronaut.png"
+    result = helpers.run_cli(["generate", "--pretrained", str(ROOT / "tiny_sd"),
+                              "an astronaut riding a horse", "a bowl of fruit", "--num", "4",
+                              "--height", "64", "--width", "96", "--steps", "3",
+                              "--guidance", "2", "--out", str(out)])
+    assert result.returncode == 0, result.stderr
+    saved = np.load(out.with_suffix(".npz"))
+    assert saved["images"].shape == (4, 64, 96, 3) and out.exists()
+    assert list(saved["prompts"][:2]) == ["an astronaut riding a horse", "a bowl of fruit"]
+    result = helpers.run_cli(["generate", "--pretrained", str(ROOT / "tiny_sd"), "a cat",
+                              "--height", "50"])
+    assert result.returncode == 1 and "multiples of 32" in result.stderr

@@ -52,17 +52,21 @@ def condition_embedding(time_mlp, class_embed, time: jax.Array, labels: jax.Arra
 
 class Attention(nnx.Module):
     """Multi-head attention of `x` [B, T, C] to `context` [B, S, D] (self-attention when
-    context is x): query, key, value and output projections, each with a bias, and
-    `jax.nn.dot_product_attention` (which picks a fused kernel where the backend has one)."""
+    context is x): query, key, value and output projections (the first three without a bias
+    when `qkv_bias` is False, as Stable Diffusion's), and `jax.nn.dot_product_attention`
+    (which picks a fused kernel where the backend has one). `upcast`: logits and softmax in
+    float32 whatever the compute dtype (diffusers' `upcast_attention`, SD 2.1's)."""
 
     def __init__(self, channels: int, context_dim: int, num_heads: int = 1, *,
-                 dtype=jnp.float32, rngs: nnx.Rngs):
+                 qkv_bias: bool = True, upcast: bool = False, dtype=jnp.float32,
+                 rngs: nnx.Rngs):
         if channels % num_heads:
             raise ValueError(f"{channels} channels do not split into {num_heads} heads")
-        self.num_heads = num_heads
-        self.query = nnx.Linear(channels, channels, dtype=dtype, rngs=rngs)
-        self.key = nnx.Linear(context_dim, channels, dtype=dtype, rngs=rngs)
-        self.value = nnx.Linear(context_dim, channels, dtype=dtype, rngs=rngs)
+        self.num_heads, self.upcast = num_heads, upcast
+        self.query = nnx.Linear(channels, channels, use_bias=qkv_bias, dtype=dtype, rngs=rngs)
+        self.key = nnx.Linear(context_dim, channels, use_bias=qkv_bias, dtype=dtype, rngs=rngs)
+        self.value = nnx.Linear(context_dim, channels, use_bias=qkv_bias, dtype=dtype,
+                                rngs=rngs)
         self.out = nnx.Linear(channels, channels, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: jax.Array, context: jax.Array, mask: jax.Array | None = None
@@ -72,7 +76,12 @@ class Attention(nnx.Module):
             return t.reshape(*t.shape[:2], self.num_heads, -1)
 
         q, k, v = heads(self.query(x)), heads(self.key(context)), heads(self.value(context))
-        out = jax.nn.dot_product_attention(q, k.astype(q.dtype), v.astype(q.dtype), mask=mask)
+        k, v = k.astype(q.dtype), v.astype(q.dtype)
+        if self.upcast and q.dtype != jnp.float32:
+            up = (q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32))
+            out = jax.nn.dot_product_attention(*up, mask=mask).astype(v.dtype)
+        else:
+            out = jax.nn.dot_product_attention(q, k, v, mask=mask)
         return self.out(out.reshape(x.shape[0], x.shape[1], -1))
 
 

@@ -18,18 +18,19 @@ import jax.numpy as jnp
 from flax import nnx
 
 from jaxgen.models.layers import Attention, condition_embedding
+from jaxgen.models.spatial_transformer import SpatialTransformer
 
 # Ho et al. 2020, appendix B: the 32x32 model.
 DDPM_CIFAR10 = dict(data_shape=(32, 32, 3), channels=128, channel_mults=(1, 2, 2, 2),
                     num_res_blocks=2, attention_resolutions=(16,), dropout=0.1)
 
 
-def _group_norm(channels, dtype, rngs, groups=None, epsilon=1e-6):
+def _groups(channels, groups=None):
     # By default 32 groups (Wu & He 2018) as DDPM, but at least 4 channels per group: with one
     # channel per group (a 16-channel model) the norm is an instance norm, which removes each
     # channel's per-image mean, and before the output conv that mean is what an eps model must
     # copy from x_T at high noise (its error is divided by alpha_T, 0.006 on the linear
-    # schedule). A checkpoint's config gives `groups` and `epsilon` exactly.
+    # schedule). A checkpoint's config gives `groups` exactly.
     if groups is None:
         groups = min(32, max(1, channels // 4))
         while channels % groups:
@@ -37,6 +38,11 @@ def _group_norm(channels, dtype, rngs, groups=None, epsilon=1e-6):
     elif channels % groups:
         raise ValueError(f"GroupNorm of {channels} channels into {groups} groups: the groups "
                          "must divide the channels")
+    return groups
+
+
+def _group_norm(channels, dtype, rngs, groups=None, epsilon=1e-6):
+    groups = _groups(channels, groups)
     return nnx.GroupNorm(channels, num_groups=groups, epsilon=epsilon, dtype=dtype,
                          rngs=rngs)
 
@@ -137,6 +143,10 @@ class UNet(nnx.Module):
             least 4 channels, 1e-6).
         downsample_padding: see `Downsample` (None: "SAME").
         freq_shift, flip_sin_to_cos: the time embedding's (see `layers.timestep_embedding`).
+        attention: "plain" (GroupNorm, self-attention, then cross-attention to the context
+            when context_dim is set: `AttentionBlock`) or "transformer" (Stable Diffusion's
+            `SpatialTransformer` of `transformer_depth` layers, projections linear when
+            `linear_projection`, attention logits in float32 when `upcast_attention`).
     The defaults are DDPM's network; `jaxgen.pretrained` sets the rest from diffusers' configs.
     """
 
@@ -144,7 +154,9 @@ class UNet(nnx.Module):
                  attention_resolutions=(16,), dropout=0.0, num_heads=1, head_channels=0,
                  num_classes=0, context_dim=0, scale_shift=False, out_channels=None,
                  norm_groups=None, norm_eps=1e-6, downsample_padding=None, freq_shift=1.0,
-                 flip_sin_to_cos=False, *, dtype=jnp.float32, rngs: nnx.Rngs):
+                 flip_sin_to_cos=False, attention="plain", transformer_depth=1,
+                 linear_projection=False, upcast_attention=False, *, dtype=jnp.float32,
+                 rngs: nnx.Rngs):
         height, width, in_channels = data_shape
         levels = len(channel_mults)
         factor = 2 ** (levels - 1)
@@ -168,7 +180,16 @@ class UNet(nnx.Module):
         def heads(c):
             return c // head_channels if head_channels > 0 else num_heads
 
-        def attention(c):
+        if attention not in ("plain", "transformer"):
+            raise ValueError(f"attention must be 'plain' or 'transformer', got {attention!r}")
+
+        def attention_block(c):
+            if attention == "transformer":
+                return SpatialTransformer(c, context_dim, heads(c), depth=transformer_depth,
+                                          linear_projection=linear_projection,
+                                          upcast=upcast_attention,
+                                          norm_groups=_groups(c, norm_groups), dtype=dtype,
+                                          rngs=rngs)
             return AttentionBlock(c, heads(c), context_dim, dtype, rngs, norm)
 
         def res(cin, cout):
@@ -181,7 +202,7 @@ class UNet(nnx.Module):
                 blocks = [res(c, channels * mult)]
                 c = channels * mult
                 if size in attention_resolutions:
-                    blocks.append(attention(c))
+                    blocks.append(attention_block(c))
                 down.append(nnx.List(blocks))
                 skips.append(c)
             if level < levels - 1:
@@ -189,14 +210,14 @@ class UNet(nnx.Module):
                 skips.append(c)
                 size //= 2
         self.down = nnx.List(down)
-        self.mid = nnx.List([res(c, c), attention(c), res(c, c)])
+        self.mid = nnx.List([res(c, c), attention_block(c), res(c, c)])
         up = []
         for level, mult in reversed(list(enumerate(channel_mults))):
             for _ in range(num_res_blocks + 1):
                 blocks = [res(c + skips.pop(), channels * mult)]
                 c = channels * mult
                 if size in attention_resolutions:
-                    blocks.append(attention(c))
+                    blocks.append(attention_block(c))
                 up.append(nnx.List(blocks))
             if level > 0:
                 up.append(nnx.List([Upsample(c, dtype, rngs)]))
@@ -215,7 +236,7 @@ class UNet(nnx.Module):
         for i, block in enumerate(blocks):
             if isinstance(block, ResBlock):
                 h = block(h, emb, None if key is None else jax.random.fold_in(key, i))
-            elif isinstance(block, AttentionBlock):
+            elif isinstance(block, AttentionBlock | SpatialTransformer):
                 h = block(h, context)
             else:
                 h = block(h)

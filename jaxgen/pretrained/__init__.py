@@ -1,10 +1,20 @@
-"""The PyTorch ecosystem's checkpoints, read into jaxgen and written back: diffusers'
-`UNet2DModel` pipelines (`load_run`, `export_run`) with their scheduler configs, streamed
-tensor by tensor from safetensors and strict about every key (see `convert`)."""
+"""The PyTorch ecosystem's checkpoints, read into jaxgen and written back, streamed tensor by
+tensor from safetensors and strict about every key and option (see `convert`):
 
-from jaxgen.pretrained.ddpm import export_run, load_run, load_unet
+  diffusers `UNet2DModel` pipelines     `load_run` (a sampling run), `export_run` (back)
+  diffusers `UNet2DConditionModel`      `load_unet` (SD 1.x / 2.x; also UNet2DModel)
+  diffusers `AutoencoderKL`             `load_vae` (SD's VAE and its scaling_factor)
+  transformers `CLIPTextModel`          `load_text_encoder`, and `CLIPTokenizer`
+  scheduler configs                     `scheduler_settings` / `scheduler_config`
+"""
+
+from jaxgen.pretrained.autoencoder_kl import load_vae
+from jaxgen.pretrained.clip_text import CLIPTokenizer, load_text_encoder
+from jaxgen.pretrained.ddpm import export_run, load_run
+from jaxgen.pretrained.models import load_unet
 from jaxgen.pretrained.scheduler import scheduler_config, scheduler_settings
 from jaxgen.pretrained.weights import PretrainedError, WeightsReader
 
-__all__ = ["PretrainedError", "WeightsReader", "export_run", "load_run", "load_unet",
-           "scheduler_config", "scheduler_settings"]
+__all__ = ["CLIPTokenizer", "PretrainedError", "WeightsReader", "export_run", "load_run",
+           "load_text_encoder", "load_unet", "load_vae", "scheduler_config",
+           "scheduler_settings"]

@@ -16,35 +16,17 @@ import numpy as np
 from flax import nnx
 
 from jaxgen import parallel
-from jaxgen.models.unet import AttentionBlock, UNet
+from jaxgen.models.unet import AttentionBlock
 from jaxgen.pretrained import unet2d
 from jaxgen.pretrained.configs import read_config
-from jaxgen.pretrained.convert import abstract_params, export_tensors, load_params
+from jaxgen.pretrained.convert import export_tensors
+from jaxgen.pretrained.models import WEIGHTS, load_unet
 from jaxgen.pretrained.scheduler import scheduler_config, scheduler_settings
-from jaxgen.pretrained.weights import (
-    PretrainedError,
-    WeightsReader,
-    weight_files,
-    write_safetensors,
-)
+from jaxgen.pretrained.weights import PretrainedError, write_safetensors
 from jaxgen.train.objectives import Run
 from jaxgen.train.state import TrainState
 
-WEIGHTS = "diffusion_pytorch_model"
 PIPELINES = ("DDPMPipeline", "DDIMPipeline")
-
-
-def load_unet(folder, *, dtype=np.float32, mesh=None, variant: str | None = None):
-    """(UNet kwargs, pure-dict params) of the `UNet2DModel` in `folder`, each tensor read,
-    converted and placed on `mesh` (default: all devices) in turn."""
-    folder = Path(folder)
-    kwargs = unet2d.unet_kwargs(read_config(folder, (unet2d.WHAT,)))
-    shapes = abstract_params(lambda rngs: UNet(**kwargs, rngs=rngs))
-    model = nnx.eval_shape(lambda: UNet(**kwargs, rngs=nnx.Rngs(0)))
-    reader = WeightsReader(weight_files(folder, WEIGHTS, variant))
-    params = load_params(shapes, unet2d.key_map(model), reader, what=unet2d.WHAT, dtype=dtype,
-                         mesh=mesh)
-    return kwargs, params
 
 
 def _folders(path: Path) -> tuple[Path, Path | None]:
@@ -58,8 +40,8 @@ def _folders(path: Path) -> tuple[Path, Path | None]:
         name = pipeline.get("_class_name")
         if "unet" not in pipeline or "text_encoder" in pipeline:
             raise PretrainedError(f"{index}: a {name} is not an unconditional U-Net pipeline "
-                                  f"({', '.join(PIPELINES)}); text-to-image pipelines take "
-                                  "`generate --pretrained`")
+                                  f"({', '.join(PIPELINES)}); jaxgen reads a text-to-image "
+                                  "pipeline's U-Net alone (jaxgen.pretrained.load_unet) so far")
         return path / "unet", (path / "scheduler") if "scheduler" in pipeline else None
     return path, None
 

@@ -52,7 +52,9 @@ def scheduler_settings(config: dict) -> tuple[dict, dict]:
     # each sampler stands for: None lets `Denoising.grid` choose as diffusers would.
     sample = {"spacing": config.get("timestep_spacing"),
               "steps_offset": int(config.get("steps_offset", 0)),
-              "clip_x0": float(config.get("clip_sample_range", 1.0)) if clip else None}
+              "clip_x0": float(config.get("clip_sample_range", 1.0)) if clip else None,
+              # DDIM's last step: DDIMScheduler's default True (PNDM's and SD's: False).
+              "set_alpha_to_one": bool(config.get("set_alpha_to_one", True))}
     return diffusion, sample
 
 

@@ -7,6 +7,7 @@ does; `config_of(kwargs)` is the way back, for export. The two networks are the 
 (Ho et al. 2020): the correspondences that matter are spelled out where they are made.
 """
 
+from jaxgen.models.spatial_transformer import SpatialTransformer
 from jaxgen.models.unet import AttentionBlock, Downsample, ResBlock, Upsample
 from jaxgen.pretrained.configs import check_options
 from jaxgen.pretrained.convert import Entry, module_entries
@@ -41,14 +42,48 @@ _RES = {"norm1": "norm1", "conv1": "conv1", "emb": "time_emb_proj", "norm2": "no
 _ATTN = {"norm": ("group_norm", None), "attn.query": ("to_q", "query"),
          "attn.key": ("to_k", "key"), "attn.value": ("to_v", "value"),
          "attn.out": ("to_out.0", "proj_attn")}
+_PROJ = {"query": "to_q", "key": "to_k", "value": "to_v", "out": "to_out.0"}
+_LAYER = {"norm1": "norm1", "norm2": "norm2", "norm3": "norm3", "ff.proj": "ff.net.0.proj",
+          "ff.out": "ff.net.2", **{f"attn{i}.{ours}": f"attn{i}.{theirs}"
+                                   for i in (1, 2) for ours, theirs in _PROJ.items()}}
 
 
-def _sample_size(config) -> tuple[int, int]:
+def _sample_size(config, what) -> tuple[int, int]:
     size = config["sample_size"]
     if size is None:
-        raise PretrainedError(f"{WHAT}: config.json gives no sample_size, the image size the "
+        raise PretrainedError(f"{what}: config.json gives no sample_size, the image size the "
                               "model was trained at")
     return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def layout(c: dict, what: str, plain: tuple[str, str], attending: tuple[str, str]):
+    """((H, W), base width, channel multipliers, attention resolutions) of a diffusers U-Net
+    config `c` whose down/up blocks are `plain` (DownBlock2D, UpBlock2D) or `attending`."""
+    height, width = _sample_size(c, what)
+    widths, down, up = list(c["block_out_channels"]), list(c["down_block_types"]), list(
+        c["up_block_types"])
+    if not len(widths) == len(down) == len(up):
+        raise PretrainedError(f"{what}: block_out_channels, down_block_types and "
+                              "up_block_types must have one entry per level")
+    known = {*plain, *attending}
+    unknown = sorted({*down, *up} - known)
+    if unknown:
+        raise PretrainedError(f"{what}: unsupported block type {unknown[0]} (jaxgen builds "
+                              f"{', '.join(sorted(known))})")
+    attn_down = [t == attending[0] for t in down]
+    attn_up = [t == attending[1] for t in reversed(up)]
+    if attn_down != attn_up:
+        raise PretrainedError(f"{what}: attention at different levels on the way down {down} "
+                              f"and up {up}; jaxgen's U-Net attends at the same resolutions")
+    base = widths[0]
+    if any(w % base for w in widths):
+        raise PretrainedError(f"{what}: block_out_channels {widths} are not multiples of the "
+                              f"first ({base})")
+    if c["time_embedding_dim"] not in (None, 4 * base):
+        raise PretrainedError(f"{what}: time_embedding_dim={c['time_embedding_dim']} (jaxgen's "
+                              f"is 4 x block_out_channels[0] = {4 * base})")
+    resolutions = tuple(height // 2**i for i, a in enumerate(attn_down) if a)
+    return (height, width), base, tuple(w // base for w in widths), resolutions
 
 
 def unet_kwargs(config: dict) -> dict:
@@ -56,26 +91,8 @@ def unet_kwargs(config: dict) -> dict:
     `UNet2DModel` config."""
     check_options(config, ALLOWED, WHAT)
     c = {**DEFAULTS, **{k: v for k, v in config.items() if not k.startswith("_")}}
-    height, width = _sample_size(c)
-    widths, down, up = list(c["block_out_channels"]), list(c["down_block_types"]), list(
-        c["up_block_types"])
-    if not len(widths) == len(down) == len(up):
-        raise PretrainedError(f"{WHAT}: block_out_channels, down_block_types and "
-                              "up_block_types must have one entry per level")
-    unknown = sorted({*down, *up} - {"DownBlock2D", "AttnDownBlock2D", "UpBlock2D",
-                                     "AttnUpBlock2D"})
-    if unknown:
-        raise PretrainedError(f"{WHAT}: unsupported block type {unknown[0]} (jaxgen builds "
-                              "DownBlock2D, AttnDownBlock2D, UpBlock2D, AttnUpBlock2D)")
-    attn_down = [t == "AttnDownBlock2D" for t in down]
-    attn_up = [t == "AttnUpBlock2D" for t in reversed(up)]
-    if attn_down != attn_up:
-        raise PretrainedError(f"{WHAT}: attention at different levels on the way down {down} "
-                              f"and up {up}; jaxgen's U-Net attends at the same resolutions")
-    base = widths[0]
-    if any(w % base for w in widths):
-        raise PretrainedError(f"{WHAT}: block_out_channels {widths} are not multiples of the "
-                              f"first ({base})")
+    (height, width), base, mults, resolutions = layout(
+        c, WHAT, ("DownBlock2D", "UpBlock2D"), ("AttnDownBlock2D", "AttnUpBlock2D"))
     groups, attn_groups = c["norm_num_groups"], c["attn_norm_num_groups"]
     if c["resnet_time_scale_shift"] == "scale_shift" and attn_groups is None:
         # diffusers' UNetMidBlock2D then builds its attention without a GroupNorm.
@@ -85,17 +102,14 @@ def unet_kwargs(config: dict) -> dict:
     if attn_groups not in (None, groups):
         raise PretrainedError(f"{WHAT}: attn_norm_num_groups={attn_groups} differs from "
                               f"norm_num_groups={groups}")
-    if c["time_embedding_dim"] not in (None, 4 * base):
-        raise PretrainedError(f"{WHAT}: time_embedding_dim={c['time_embedding_dim']} (jaxgen's "
-                              f"is 4 x block_out_channels[0] = {4 * base})")
     num_class_embeds = c["num_class_embeds"]
     if num_class_embeds is not None and num_class_embeds < 2:
         raise PretrainedError(f"{WHAT}: num_class_embeds={num_class_embeds}; jaxgen's "
                               "class-conditional U-Net keeps K classes and a null row")
     return dict(
         data_shape=(height, width, c["in_channels"]), channels=base,
-        channel_mults=tuple(w // base for w in widths), num_res_blocks=c["layers_per_block"],
-        attention_resolutions=tuple(height // 2**i for i, a in enumerate(attn_down) if a),
+        channel_mults=mults, num_res_blocks=c["layers_per_block"],
+        attention_resolutions=resolutions,
         dropout=float(c["dropout"]), num_heads=1, head_channels=c["attention_head_dim"] or 0,
         # diffusers' K class rows are jaxgen's K - 1 classes and the null row (index K - 1).
         num_classes=(num_class_embeds or 1) - 1, context_dim=0,
@@ -103,6 +117,12 @@ def unet_kwargs(config: dict) -> dict:
         out_channels=c["out_channels"], norm_groups=groups, norm_eps=float(c["norm_eps"]),
         downsample_padding=c["downsample_padding"], freq_shift=float(c["freq_shift"]),
         flip_sin_to_cos=bool(c["flip_sin_to_cos"]))
+
+
+def _get(module, dotted: str, path: tuple):
+    for part in dotted.split("."):
+        module, path = getattr(module, part), (*path, part)
+    return module, path
 
 
 def _block_entries(block, path, key):
@@ -115,15 +135,20 @@ def _block_entries(block, path, key):
         if block.cross is not None:
             raise PretrainedError(f"{WHAT} has no cross-attention; this U-Net has")
         for ours, (theirs, old) in _ATTN.items():
-            layer, sub = block, path
-            for part in ours.split("."):
-                layer, sub = getattr(layer, part), (*sub, part)
+            layer, sub = _get(block, ours, path)
             for entry in module_entries(layer, sub, f"{key}.{theirs}"):
                 if old is None:
                     yield entry
                 else:
                     suffix = entry.keys[0].rsplit(".", 1)[1]
                     yield entry._replace(keys=(*entry.keys, f"{key}.{old}.{suffix}"))
+    elif isinstance(block, SpatialTransformer):
+        for name in ("norm", "proj_in", "proj_out"):
+            yield from module_entries(getattr(block, name), (*path, name), f"{key}.{name}")
+        for i, layer in enumerate(block.layers):
+            for ours, theirs in _LAYER.items():
+                module, sub = _get(layer, ours, (*path, "layers", i))
+                yield from module_entries(module, sub, f"{key}.transformer_blocks.{i}.{theirs}")
     elif isinstance(block, Downsample | Upsample):
         yield from module_entries(block.conv, (*path, "conv"), f"{key}.conv")
     else:

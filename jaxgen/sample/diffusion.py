@@ -70,12 +70,14 @@ def timesteps(num_train_steps: int, num_steps: int, spacing: str = "trailing",
     return steps.astype(np.int32)[::-1].copy()
 
 
-def _path(schedule: schedules.NoiseSchedule, steps, to_clean: bool):
-    """(model timesteps [n], alphas_cumprod at them [n], alphas_cumprod after each step [n])."""
+def _path(schedule: schedules.NoiseSchedule, steps, to_clean: bool, final_alpha_cumprod=1.0):
+    """(model timesteps [n], alphas_cumprod at them [n], alphas_cumprod after each step [n]).
+    With `to_clean`, the last step goes to `final_alpha_cumprod` (1: clean data)."""
     steps = jnp.asarray(steps, jnp.int32)
     acp = schedule.alphas_cumprod
     if to_clean:
-        return steps, acp[steps], jnp.concatenate([acp[steps[1:]], jnp.ones((1,), acp.dtype)])
+        end = jnp.full((1,), final_alpha_cumprod, acp.dtype)
+        return steps, acp[steps], jnp.concatenate([acp[steps[1:]], end])
     if steps.shape[0] < 2:
         raise ValueError("to_clean=False needs at least two timesteps: a start and an end")
     return steps[:-1], acp[steps[:-1]], acp[steps[1:]]
@@ -98,10 +100,13 @@ def _predict(fn, x, t, acp_t, parameterization, clip_x0=None):
 
 def ddim_sample(fn: Denoiser, schedule: schedules.NoiseSchedule, x_T: jax.Array, steps,
                 key: jax.Array, eta: float | jax.Array = 0.0, parameterization: str = "eps",
-                to_clean: bool = True, clip_x0: float | None = None) -> jax.Array:
+                to_clean: bool = True, clip_x0: float | None = None,
+                final_alpha_cumprod: float = 1.0) -> jax.Array:
     """DDIM (Song et al. 2021, eq. 12) from x_T [B, ...] over `steps` (noisiest first); `eta`
     = 0 is deterministic, `eta` = 1 has DDPM's posterior variance. `clip_x0`: see
-    `_predict` (1.0 for data in [-1, 1])."""
+    `_predict` (1.0 for data in [-1, 1]). `final_alpha_cumprod`: where the last step lands;
+    1 is clean data (diffusers' `set_alpha_to_one`), Stable Diffusion's schedulers stop at
+    alphas_cumprod[0] (`set_alpha_to_one=False`)."""
 
     def step(x, inputs):
         t, acp_t, acp_prev, key_i = inputs
@@ -112,7 +117,7 @@ def ddim_sample(fn: Denoiser, schedule: schedules.NoiseSchedule, x_T: jax.Array,
              + noise_std * jax.random.normal(key_i, x.shape, x.dtype))
         return x, None
 
-    t, acp_t, acp_prev = _path(schedule, steps, to_clean)
+    t, acp_t, acp_prev = _path(schedule, steps, to_clean, final_alpha_cumprod)
     keys = jax.random.split(key, t.shape[0])
     x, _ = jax.lax.scan(step, x_T, (t, acp_t, acp_prev, keys))
     return x

@@ -16,7 +16,8 @@ Config `diffusion` fields:
   time_sampling     flow only: "uniform" | "logit_normal" (SD3's, N(0, 1) in logit space)
 Config `sample` fields: sampler ("ddim" | "ddpm" | "dpm_solver" for the VP models, "euler" |
 "heun" for flow), steps, eta (ddim), spacing and optional steps_offset (see
-`sample.diffusion.timesteps`), flow_shift,
+`sample.diffusion.timesteps`), optional set_alpha_to_one (see `final_alpha_cumprod`),
+flow_shift,
 guidance (w; None for none), guidance_interval ((low, high] of sigma / alpha, or None),
 clip_x0 (clip each predicted x0 to [-c, c] in the VP samplers, as DDPM does; None: off).
 """
@@ -42,7 +43,9 @@ FLOW_TIME_SCALE = 1000.0  # flow time t in [0, 1] enters the network as 1000 t
 # U-Net fields a config may leave out (their `UNet` defaults); checkpoints read from diffusers
 # set them (`jaxgen.pretrained`).
 UNET_EXTRAS = {"out_channels": None, "norm_groups": None, "norm_eps": 1e-6,
-               "downsample_padding": None, "freq_shift": 1.0, "flip_sin_to_cos": False}
+               "downsample_padding": None, "freq_shift": 1.0, "flip_sin_to_cos": False,
+               "attention": "plain", "transformer_depth": 1, "linear_projection": False,
+               "upcast_attention": False}
 
 
 def build_denoiser(config, rngs: nnx.Rngs):
@@ -156,6 +159,14 @@ class Denoising:
         interval = (0.0, jnp.inf) if interval is None else (interval[0], interval[1])
         return samplers.guided(fn, condition, null, guidance, self.noise_level, interval)
 
+    @property
+    def final_alpha_cumprod(self) -> float:
+        """Where DDIM's last step lands: clean data (1), or with the optional config entry
+        `sample.set_alpha_to_one` False (SD's schedulers) alphas_cumprod[0], as diffusers."""
+        if self.sampling.get("set_alpha_to_one", True):
+            return 1.0
+        return self.schedule.alphas_cumprod[0]
+
     def grid(self, steps: int, sampler: str = "ddim"):
         """The timesteps a VP sampler of `steps` steps visits: the config's spacing laid out as
         diffusers' scheduler of that sampler does; with no spacing (a checkpoint's scheduler
@@ -183,7 +194,8 @@ class Denoising:
         grid = self.grid(steps, sampler)
         if sampler == "dpm_solver":
             return samplers.dpm_solver_sample(fn, self.schedule, x_T, grid, p, clip_x0=clip)
-        return samplers.ddim_sample(fn, self.schedule, x_T, grid, key, s.eta, p, clip_x0=clip)
+        return samplers.ddim_sample(fn, self.schedule, x_T, grid, key, s.eta, p, clip_x0=clip,
+                                    final_alpha_cumprod=self.final_alpha_cumprod)
 
     def invert(self, fn, x0):
         """The noise that the deterministic sampler maps back to x0: DDIM inversion, or the
