@@ -4,6 +4,7 @@
     pipe = TextToImage.from_run("runs/ldm_mnist5k")
     images = pipe("a thin seven", num=16, guidance=4.0, seed=0)   # uint8 [16, 28, 28, 1]
     images = pipe(["a thick two", "a small nine"], num=8)          # prompts in turn
+    sd = TextToImage.from_pretrained("sd15")   # a diffusers Stable Diffusion folder
 
 The same seed gives the same images, whatever the batch size: each image's noise comes from
 (seed, its index). Prompts, guidance and the noise interval are traced (changing them does not
@@ -27,6 +28,15 @@ class TextToImage:
     @classmethod
     def from_run(cls, workdir, step: int | None = None) -> "TextToImage":
         return cls(load_run(workdir, step, needs=PromptToImage, command="text-to-image"))
+
+    @staticmethod
+    def from_pretrained(path, **kwargs):
+        """A diffusers Stable Diffusion folder as the same kind of callable (prompts in,
+        uint8 images out): `jaxgen.pretrained.stable_diffusion.StableDiffusion`, which also
+        takes height, width and initial latents."""
+        from jaxgen.pretrained.stable_diffusion import StableDiffusion
+
+        return StableDiffusion.from_pretrained(path, **kwargs)
 
     def __call__(self, prompts, num: int | None = None, *, guidance: float | None = None,
                  interval=None, seed: int = 0, sampler: str | None = None,

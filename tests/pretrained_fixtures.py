@@ -9,8 +9,11 @@ initial value) and saved by that library itself, with `reference.npz` beside it:
 PyTorch's layout (NCHW images, token ids) and the model's outputs; for the pixel pipelines,
 from fixed latents, the samples of diffusers' DDIM and DPM-Solver++ schedulers built from the
 folder's scheduler config (DDIM with `use_clipped_model_output`, jaxgen's reading of a
-clipped x0). Regenerating gives the same bytes. The default test run reads these without
-torch; where torch is installed, `test_pretrained` also compares live.
+clipped x0). Regenerating gives the same weights and references, except where the
+tokenizer is trained (the tokenizers library breaks ties between equally frequent merges in
+no fixed order, so its vocabulary and the text references may change together). The default
+test run reads these without torch; where torch is installed, `test_pretrained` also
+compares live.
 """
 
 from pathlib import Path

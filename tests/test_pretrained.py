@@ -426,10 +426,10 @@ def test_text_to_image_matches_stable_diffusion_pipeline(sampler):
     """The whole pipeline from the same latents, SD 1.5's scheduler config and 5 steps at
     diffusers' guidance_scale 3 (jaxgen's w = 2): diffusers' StableDiffusionPipeline images
     to within a grey level."""
-    from jaxgen.pretrained.stable_diffusion import StableDiffusion
+    from jaxgen.pipeline import TextToImage
 
     ref = np.load(ROOT / "tiny_sd" / "reference.npz")
-    pipe = StableDiffusion.from_pretrained(ROOT / "tiny_sd")
+    pipe = TextToImage.from_pretrained(ROOT / "tiny_sd")
     images = pipe(list(ref["prompts"]), guidance=2.0, sampler=sampler, steps=5, height=128,
                   width=128, latents=ref["latents"].transpose(0, 2, 3, 1))
     expected = np.round(ref[sampler] * 255).astype(np.int32)
