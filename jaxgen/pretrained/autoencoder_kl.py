@@ -10,7 +10,7 @@ from jaxgen.models.autoencoder_kl import AutoencoderKL, Middle, ResnetBlock
 from jaxgen.models.unet import AttentionBlock, Downsample, Upsample
 from jaxgen.pretrained.configs import check_options, read_config
 from jaxgen.pretrained.convert import abstract_params, load_params, module_entries
-from jaxgen.pretrained.unet2d import _ATTN, _get
+from jaxgen.pretrained.unet2d import attention_entries
 from jaxgen.pretrained.weights import PretrainedError, WeightsReader, weight_files
 
 WHAT = "AutoencoderKL"
@@ -51,13 +51,7 @@ def _entries(module, path, key):
             if getattr(module, ours) is not None:
                 yield from module_entries(getattr(module, ours), (*path, ours), f"{key}.{theirs}")
     elif isinstance(module, AttentionBlock):
-        for ours, (theirs, old) in _ATTN.items():
-            layer, sub = _get(module, ours, path)
-            for entry in module_entries(layer, sub, f"{key}.{theirs}"):
-                # diffusers < 0.15 and the original SD VAE conversion: query/key/value/proj_attn.
-                suffix = entry.keys[0].rsplit(".", 1)[1]
-                yield entry if old is None else entry._replace(
-                    keys=(*entry.keys, f"{key}.{old}.{suffix}"))
+        yield from attention_entries(module, path, key)
     elif isinstance(module, Middle):
         yield from _entries(module.res1, (*path, "res1"), f"{key}.resnets.0")
         yield from _entries(module.attn, (*path, "attn"), f"{key}.attentions.0")

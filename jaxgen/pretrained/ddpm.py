@@ -18,10 +18,9 @@ from flax import nnx
 from jaxgen import parallel
 from jaxgen.models.unet import AttentionBlock
 from jaxgen.pretrained import unet2d
-from jaxgen.pretrained.configs import read_config
 from jaxgen.pretrained.convert import export_tensors
 from jaxgen.pretrained.models import WEIGHTS, load_unet
-from jaxgen.pretrained.scheduler import scheduler_config, scheduler_settings
+from jaxgen.pretrained.scheduler import read_scheduler, scheduler_config, scheduler_settings
 from jaxgen.pretrained.weights import PretrainedError, write_safetensors
 from jaxgen.train.objectives import Run
 from jaxgen.train.state import TrainState
@@ -73,8 +72,7 @@ def load_run(path, *, mesh=None, variant: str | None = None) -> Run:
 
     path = Path(path)
     unet_dir, scheduler_dir = _folders(path)
-    scheduler = (read_config(scheduler_dir, (_scheduler_class(scheduler_dir),),
-                             "scheduler_config.json") if scheduler_dir else None)
+    scheduler = read_scheduler(scheduler_dir) if scheduler_dir else None
     mesh = mesh or parallel.make_mesh(1)
     start = time.perf_counter()
     kwargs, params = load_unet(unet_dir, mesh=mesh, variant=variant)
@@ -83,13 +81,6 @@ def load_run(path, *, mesh=None, variant: str | None = None) -> Run:
     state = TrainState(step=np.zeros((), np.int32), params=params, opt_state=None,
                        ema_params=None, rng=jax.random.PRNGKey(0))
     return Run(config, families.make(config), state, mesh)
-
-
-def _scheduler_class(folder: Path) -> str:
-    path = folder / "scheduler_config.json"
-    if not path.exists():
-        raise PretrainedError(f"{path} is missing")
-    return json.loads(path.read_text()).get("_class_name", "")
 
 
 def _attention_head_dims(unet) -> set[int | None]:

@@ -8,6 +8,9 @@ that only choose the scheduler's own algorithm (PNDM's PRK steps, DPM-Solver's o
 ignored, as jaxgen's sampler is picked with `--sampler`.
 """
 
+import json
+from pathlib import Path
+
 from jaxgen.pretrained.configs import check_options
 from jaxgen.pretrained.weights import PretrainedError
 
@@ -78,3 +81,14 @@ def scheduler_config(diffusion, sample, class_name: str = "DDPMScheduler") -> di
         config["beta_start"] = diffusion.get("beta_start") or start
         config["beta_end"] = diffusion.get("beta_end") or end
     return config
+
+
+def read_scheduler(folder) -> dict:
+    """A pipeline's `scheduler/scheduler_config.json`, whatever scheduler class it names."""
+    path = Path(folder) / "scheduler_config.json"
+    if not path.exists():
+        raise PretrainedError(f"{path} is missing")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise PretrainedError(f"{path} is not valid JSON ({e})") from None

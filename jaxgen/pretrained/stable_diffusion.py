@@ -29,9 +29,9 @@ from jaxgen.models.clip_text import CLIPTextModel
 from jaxgen.models.unet import UNet
 from jaxgen.pretrained.autoencoder_kl import load_vae
 from jaxgen.pretrained.clip_text import CLIPTokenizer, load_text_encoder
-from jaxgen.pretrained.configs import read_config
 from jaxgen.pretrained.ddpm import pretrained_config
 from jaxgen.pretrained.models import load_unet
+from jaxgen.pretrained.scheduler import read_scheduler
 from jaxgen.pretrained.weights import PretrainedError
 from jaxgen.train.denoising import Denoising
 from jaxgen.train.state import compute_dtype
@@ -89,9 +89,7 @@ class StableDiffusion:
             raise PretrainedError(f"the text encoder's width {text_kwargs['hidden_size']} is "
                                   f"not the U-Net's cross_attention_dim "
                                   f"{unet_kwargs['context_dim']}")
-        scheduler_dir = path / "scheduler"
-        scheduler = read_config(scheduler_dir, (_class_name(scheduler_dir),),
-                                "scheduler_config.json")
+        scheduler = read_scheduler(path / "scheduler")
         tokenizer = CLIPTokenizer(path / "tokenizer", text_kwargs["max_position_embeddings"])
         return cls(unet_kwargs, vae_kwargs, text_kwargs,
                    {"unet": unet, "vae": vae, "text": text}, tokenizer, scaling, scheduler,
@@ -171,9 +169,3 @@ class StableDiffusion:
                          0.0 if guidance is None else guidance)
         return viz.to_uint8(np.asarray(images))
 
-
-def _class_name(folder: Path) -> str:
-    path = folder / "scheduler_config.json"
-    if not path.exists():
-        raise PretrainedError(f"{path} is missing")
-    return json.loads(path.read_text()).get("_class_name", "")

@@ -125,6 +125,19 @@ def _get(module, dotted: str, path: tuple):
     return module, path
 
 
+def attention_entries(block: AttentionBlock, path, key):
+    """Entries of a self-attention block (GroupNorm, q/k/v/out), each also under the names
+    checkpoints saved before diffusers 0.15 used."""
+    for ours, (theirs, old) in _ATTN.items():
+        layer, sub = _get(block, ours, path)
+        for entry in module_entries(layer, sub, f"{key}.{theirs}"):
+            if old is None:
+                yield entry
+            else:
+                suffix = entry.keys[0].rsplit(".", 1)[1]
+                yield entry._replace(keys=(*entry.keys, f"{key}.{old}.{suffix}"))
+
+
 def _block_entries(block, path, key):
     if isinstance(block, ResBlock):
         for ours, theirs in _RES.items():
@@ -134,14 +147,7 @@ def _block_entries(block, path, key):
     elif isinstance(block, AttentionBlock):
         if block.cross is not None:
             raise PretrainedError(f"{WHAT} has no cross-attention; this U-Net has")
-        for ours, (theirs, old) in _ATTN.items():
-            layer, sub = _get(block, ours, path)
-            for entry in module_entries(layer, sub, f"{key}.{theirs}"):
-                if old is None:
-                    yield entry
-                else:
-                    suffix = entry.keys[0].rsplit(".", 1)[1]
-                    yield entry._replace(keys=(*entry.keys, f"{key}.{old}.{suffix}"))
+        yield from attention_entries(block, path, key)
     elif isinstance(block, SpatialTransformer):
         for name in ("norm", "proj_in", "proj_out"):
             yield from module_entries(getattr(block, name), (*path, name), f"{key}.{name}")
