@@ -7,11 +7,15 @@ model FLOPs from XLA's cost analysis and MFU against the device's datasheet peak
 measured large-matmul peak; the compiled program's memory (and the device's peak where the
 backend keeps one). `--torch eager,compile` adds diffusers' UNet2DModel (DDPM's CIFAR-10
 network, the same as `--model unet-cifar10`) timed in the same run, with the jaxgen/PyTorch
-ratio per row. `layers` times each convolution of a diffusion U-Net alone (forward, input
-gradient, kernel gradient), with `--torch` beside PyTorch's on the same shapes.
+ratio per row; `--model sd15` is Stable Diffusion 1.5's U-Net (random weights) sampling at
+`--size` pixels, beside diffusers' UNet2DConditionModel the same way. `layers` times each
+convolution of a diffusion U-Net alone (forward, input gradient, kernel gradient), with
+`--torch` beside PyTorch's on the same shapes.
 
     python -m benchmarks sample --model unet-cifar10 --batch 256 --steps 50 --sampler ddim \\
         --dtype bf16 --torch eager,compile --out benchmarks/results/h100.json
+    python -m benchmarks sample --model sd15 --size 512 --batch 8 --steps 25 --guidance 6.5 \\
+        --dtype bf16 --torch eager,compile
     python -m benchmarks train --model unet-cifar10 --batch 128 --dtype bf16
     python -m benchmarks scale --model unet-mnist --task sample --batches 8,16,32 \\
         --device-counts 1,2,4,8
@@ -25,7 +29,8 @@ import sys
 
 
 def _common(parser, task: str) -> None:
-    parser.add_argument("--model", help="unet-cifar10 | unet-mnist | vae | dcgan | ldm")
+    parser.add_argument("--model", help="unet-cifar10 | unet-mnist | vae | dcgan | ldm"
+                        + (" | sd15 (Stable Diffusion 1.5's U-Net)" if task == "sample" else ""))
     parser.add_argument("--config", help="any experiment config instead of --model")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, as for `python -m jaxgen train`")
@@ -35,8 +40,8 @@ def _common(parser, task: str) -> None:
         parser.add_argument("--devices", type=int, help="shard over the first N devices (all)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
     parser.add_argument("--torch", default="", metavar="MODES",
-                        help="also time diffusers' UNet2DModel: comma list of eager,compile "
-                        "(only with --model unet-cifar10; needs pip install -e '.[bench]')")
+                        help="also time diffusers' U-Net: comma list of eager,compile "
+                        "(with --model unet-cifar10 or sd15; needs pip install -e '.[bench]')")
     parser.add_argument("--no-peak", action="store_true",
                         help="skip the measured matmul peak (MFU against the datasheet only)")
     parser.add_argument("--out", help="append the rows to this results JSON (one per device)")
@@ -47,8 +52,11 @@ def _common(parser, task: str) -> None:
         parser.add_argument("--steps", type=int, help="sampler steps (the config's)")
         parser.add_argument("--sampler", help="ddim | ddpm | dpm_solver | euler | heun")
         parser.add_argument("--guidance", type=float,
-                            help="classifier-free guidance scale w (a doubled batch); unset: "
-                            "no guidance")
+                            help="classifier-free guidance scale w (a doubled batch; "
+                            "diffusers' guidance_scale is 1 + w); unset: no guidance")
+    if task == "sample":
+        parser.add_argument("--size", type=int, default=512,
+                            help="image height and width of --model sd15 (latents: 1/8)")
     if task in ("train", "all", "scale"):
         parser.add_argument("--calls", type=int, default=5, help="train steps per timed repeat")
 
@@ -123,6 +131,8 @@ def _jaxgen_rows(args, task: str, batches, device_counts) -> list[dict]:
     from benchmarks import harness, jaxgen_bench
 
     guidance = getattr(args, "guidance", None)
+    if args.model == "sd15":
+        return _sd15_rows(args, task, batches, device_counts)
     rows = []
     for devices in device_counts:
         for batch in batches:
@@ -145,6 +155,23 @@ def _jaxgen_rows(args, task: str, batches, device_counts) -> list[dict]:
     return rows
 
 
+def _sd15_rows(args, task: str, batches, device_counts) -> list[dict]:
+    from benchmarks import jaxgen_bench, sd15
+
+    if args.command != "sample" or args.set or args.config:
+        raise ValueError("--model sd15 times sampling (python -m benchmarks sample), with no "
+                         "--set or --config")
+    rows = []
+    for devices in device_counts:
+        for batch in batches:
+            row = sd15.bench_jaxgen(batch, args.size, args.steps or 25, args.sampler,
+                                    args.guidance, jaxgen_bench.DTYPES[args.dtype], devices,
+                                    args.repeats)
+            rows.append({"framework": "jaxgen", "mode": "jit", "model": "sd15",
+                         "dtype": args.dtype, **row})
+    return rows
+
+
 def _torch_modes(args) -> list[str]:
     """The PyTorch modes asked for, checked before anything is timed."""
     from benchmarks import torch_ref
@@ -152,11 +179,15 @@ def _torch_modes(args) -> list[str]:
     modes = [m for m in args.torch.split(",") if m]
     if not modes:
         return []
-    if args.model != "unet-cifar10" or args.set:
-        raise ValueError("--torch compares DDPM's CIFAR-10 U-Net: use it with --model "
-                         "unet-cifar10 and no --set")
-    if getattr(args, "sampler", None) not in (None, "ddim"):
-        raise ValueError("the PyTorch reference samples with DDIM only")
+    if args.model not in ("unet-cifar10", "sd15") or args.set:
+        raise ValueError("--torch compares DDPM's CIFAR-10 U-Net or SD 1.5's: use it with "
+                         "--model unet-cifar10 or sd15 and no --set")
+    if args.model == "sd15":
+        from benchmarks import sd15
+
+        sd15.check_sampler(args.sampler)
+    elif getattr(args, "sampler", None) not in (None, "ddim"):
+        raise ValueError("the PyTorch reference of unet-cifar10 samples with DDIM only")
     if any(m not in ("eager", "compile") for m in modes):
         raise ValueError(f"--torch takes eager and/or compile, got {args.torch!r}")
     problem = torch_ref.available()
@@ -170,6 +201,15 @@ def _torch_rows(args, modes: list[str], task: str, batch: int) -> list[dict]:
 
     rows = []
     for mode in modes:
+        if args.model == "sd15":
+            from benchmarks import sd15
+
+            row = sd15.bench_torch(batch, args.size, args.steps or 25, args.sampler,
+                                   args.guidance, jaxgen_bench.DTYPES[args.dtype], mode,
+                                   args.repeats)
+            rows.append({"framework": "pytorch", "mode": mode, "model": "sd15",
+                         "dtype": args.dtype, **row})
+            continue
         if task == "sample":
             steps = args.steps or jaxgen_bench.load_config(
                 "unet-cifar10", None, [], args.dtype, None).sample.steps

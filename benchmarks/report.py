@@ -27,8 +27,13 @@ def add_rows(path: str | Path, environment: dict, rows: list[dict]) -> dict:
 
 def _match_key(row: dict) -> tuple:
     environment = row.get("environment", {})
-    return (environment.get("command"), environment.get("date"), row["task"], row.get("dtype"),
-            row["batch"], row.get("steps"), row.get("guidance"))
+    return (environment.get("command"), environment.get("date"), row.get("model"), row["task"],
+            row.get("dtype"), row["batch"], row.get("height"), row.get("steps"),
+            row.get("guidance"))
+
+
+# The models `--torch` times in diffusers too.
+PYTORCH_COUNTERPARTS = ("unet-cifar10", "sd15")
 
 
 def with_ratios(rows: list[dict]) -> list[dict]:
@@ -37,7 +42,7 @@ def with_ratios(rows: list[dict]) -> list[dict]:
     is faster)."""
     jaxgen = {}
     for row in rows:
-        if row.get("framework") == "jaxgen" and row.get("model") == "unet-cifar10":
+        if row.get("framework") == "jaxgen" and row.get("model") in PYTORCH_COUNTERPARTS:
             jaxgen[_match_key(row)] = row
     out = []
     for row in rows:
@@ -73,7 +78,9 @@ def markdown(rows: list[dict], title: str | None = None) -> str:
         unit = "img/s" if row["task"] == "sample" else "ex/s"
         memory = row.get("device_peak_bytes") or row.get("compiled_bytes")
         cells = [
-            row["task"], row.get("model", ""), f"{row['framework']} {row.get('mode', '')}".strip(),
+            row["task"],
+            row.get("model", "") + (f" {row['height']}px" if row.get("height") else ""),
+            f"{row['framework']} {row.get('mode', '')}".strip(),
             row.get("dtype", ""), str(row["batch"]), str(row.get("devices", 1)), sampler,
             _fmt(row.get("compile_seconds"), ".1f"),
             f"{row['seconds_median']:.4g} ({row['seconds_min']:.4g}-{row['seconds_max']:.4g})",

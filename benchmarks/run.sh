@@ -49,6 +49,16 @@ if [ "$DEVICES" -gt 1 ]; then
   run scale --model unet-cifar10 --task sample --steps "$STEPS" --batches "$SAMPLE_BATCH" \
       --device-counts "$COUNTS" --dtype "$DTYPE"
 fi
+# Stable Diffusion 1.5's U-Net (random weights) under DPM-Solver++ with guidance, beside
+# diffusers' UNet2DConditionModel: 512x512 on an accelerator; on a CPU 256x256 (at 128x128 the
+# U-Net's 2x2 level meets XLA:CPU's slow small-image convolutions) and a few steps.
+if [ "$BACKEND" = cpu ]; then
+  run sample --model sd15 --size 256 --batch 1 --steps 3 --guidance 6.5 --dtype fp32 \
+      --torch eager,compile
+else
+  run sample --model sd15 --size 512 --batch 8 --steps 25 --guidance 6.5 --dtype bf16 \
+      --torch eager,compile
+fi
 # Text to image: prompt tokens to decoded images, guided against the empty prompt (the issue's
 # `generate` at batch 64), and the latent diffusion train step.
 run sample --model ldm --batch 64 --steps 50 --guidance 4 --dtype "$DTYPE"

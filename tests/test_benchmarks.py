@@ -3,6 +3,7 @@ sampling and training on the 8 fake CPU devices, device-count scaling, results f
 table, and (where torch and diffusers are installed) the PyTorch reference's network against
 ours. Nothing here asserts a speed."""
 
+import importlib.util
 import json
 
 import jax
@@ -247,3 +248,76 @@ def test_pytorch_rows_are_compared_with_the_jaxgen_row_of_their_own_command():
     page = report.results_page({"device": "cpu", "rows": rows})
     assert page.startswith("# Benchmarks on cpu") and "| 2.00x |" in page
     assert page.count("- `a`") == 1 and "- `c`" in page
+
+
+def _small_sd15(monkeypatch):
+    """SD 1.5's U-Net config at reduced widths and depth: the same code path, in seconds."""
+    from benchmarks import sd15
+
+    monkeypatch.setattr(sd15, "SD15_UNET", {
+        **sd15.SD15_UNET, "block_out_channels": [32, 64], "layers_per_block": 1,
+        "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+        "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "norm_num_groups": 8,
+        "attention_head_dim": 2})
+    return sd15
+
+
+def test_sd15_rows_time_the_guided_unet_loop(monkeypatch, tmp_path):
+    sd15 = _small_sd15(monkeypatch)
+    from jaxgen.pretrained.unet2d_condition import unet_kwargs
+
+    with_torch = all(importlib.util.find_spec(m) for m in ("torch", "diffusers"))
+    out = tmp_path / "cpu.json"
+    assert main(["sample", "--model", "sd15", "--size", "64", "--batch", "8", "--steps", "2",
+                 "--guidance", "3", "--repeats", "1", "--no-peak", "--out", str(out),
+                 *(["--torch", "eager"] if with_torch else [])]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    ours = rows[0]
+    assert (ours["framework"], ours["model"], ours["height"], ours["devices"]) == (
+        "jaxgen", "sd15", 64, 8)
+    assert (ours["sampler"], ours["steps"], ours["guidance"]) == ("dpm_solver", 2, 3.0)
+    # two steps of one forward over the doubled (guided) batch of 8 latents of 8 x 8
+    kwargs = unet_kwargs(sd15.unet_config(64))
+    assert kwargs["data_shape"] == (8, 8, 4)
+    assert ours["flops_per_call"] == 2 * sd15.forward_flops_jaxgen(kwargs, 16) > 0
+    if with_torch:
+        theirs = rows[1]
+        assert (theirs["framework"], theirs["mode"], theirs["height"]) == ("pytorch", "eager",
+                                                                            64)
+        assert theirs["parameters"] == ours["parameters"]
+        # torch counts the 3x3 convolutions' zero padding too (a large share at 8..4 pixels),
+        # XLA the elementwise work too (a large share at these widths)
+        assert 0.8 < ours["flops_per_call"] / theirs["flops_per_call"] < 1.05
+        page = report.results_page(json.loads(out.read_text()))
+        assert "| sample | sd15 64px | pytorch eager |" in page and page.count("x |") >= 1
+
+
+def test_sd15_bad_requests_say_what_is_wrong(monkeypatch, capsys):
+    _small_sd15(monkeypatch)
+    assert main(["sample", "--model", "sd15", "--size", "100", "--batch", "8"]) == 1
+    assert "multiple of 64" in capsys.readouterr().err
+    assert main(["sample", "--model", "sd15", "--sampler", "euler", "--batch", "8"]) == 1
+    assert "dpm_solver or ddim" in capsys.readouterr().err
+    assert main(["all", "--model", "sd15", "--batch", "8"]) == 1
+    assert "times sampling" in capsys.readouterr().err
+
+
+def test_sd15_reference_is_the_same_network():
+    """At full size (shapes only, nothing allocated): the parameter count of SD 1.5's U-Net,
+    and the FLOPs of one forward at 512 x 512, ours against torch's counter."""
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from flax import nnx
+
+    from benchmarks import sd15
+    from jaxgen.models.unet import UNet
+    from jaxgen.pretrained.unet2d_condition import unet_kwargs
+
+    kwargs = unet_kwargs(sd15.unet_config(512))
+    model = nnx.eval_shape(lambda: UNet(**kwargs, rngs=nnx.Rngs(0)))
+    reference = sd15.diffusers_unet(512, "meta")
+    count = sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+    assert count == sum(p.numel() for p in reference.parameters()) == sd15.PARAMETERS
+    ours = sd15.forward_flops_jaxgen(kwargs, 2)
+    theirs = sd15.forward_flops_torch(reference, 512, 2)
+    assert 0.97 < ours / theirs < 1.0, (ours, theirs)  # the padding, as for CIFAR-10's
