@@ -132,7 +132,7 @@ def _jaxgen_rows(args, task: str, batches, device_counts) -> list[dict]:
 
     guidance = getattr(args, "guidance", None)
     if args.model == "sd15":
-        return _sd15_rows(args, task, batches, device_counts)
+        return _sd15_rows(args, batches, device_counts)
     rows = []
     for devices in device_counts:
         for batch in batches:
@@ -155,7 +155,7 @@ def _jaxgen_rows(args, task: str, batches, device_counts) -> list[dict]:
     return rows
 
 
-def _sd15_rows(args, task: str, batches, device_counts) -> list[dict]:
+def _sd15_rows(args, batches, device_counts) -> list[dict]:
     from benchmarks import jaxgen_bench, sd15
 
     if args.command != "sample" or args.set or args.config:
