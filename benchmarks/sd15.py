@@ -146,16 +146,15 @@ def forward_flops_torch(model, size: int, batch: int) -> float:
     """FLOPs of one diffusers U-Net forward at `batch` (torch's FlopCounterMode: matmuls,
     convolutions and attention, 2 per multiply-add)."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
+
+    from benchmarks import torch_ref
 
     weight = next(model.parameters())
     latents = latent_size(size)
     x = torch.zeros(batch, 4, latents, latents, dtype=weight.dtype, device=weight.device)
     context = torch.zeros(batch, *CONTEXT, dtype=weight.dtype, device=weight.device)
-    counter = FlopCounterMode(display=False)
-    with torch.inference_mode(), counter:
-        model(x, torch.full((batch,), 500, device=weight.device), encoder_hidden_states=context)
-    return float(counter.get_total_flops())
+    t = torch.full((batch,), 500, device=weight.device)
+    return torch_ref.counted_flops(lambda: model(x, t, encoder_hidden_states=context))
 
 
 def bench_torch(batch: int, size: int, steps: int, sampler: str | None = None,
@@ -163,21 +162,13 @@ def bench_torch(batch: int, size: int, steps: int, sampler: str | None = None,
                 repeats: int = 5) -> dict:
     """Images/s of the same loop in diffusers: its scheduler of `sampler` from SD 1.5's
     scheduler config, the pipeline's guidance (one forward over [uncond, cond])."""
-    import torch
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
-    from diffusers.utils import logging
 
     from benchmarks import torch_ref
 
-    logging.set_verbosity_error()
     sampler = check_sampler(sampler)
-    if mode not in ("eager", "compile"):
-        raise ValueError(f"torch mode must be 'eager' or 'compile', got {mode!r}")
-    device = torch_ref._device(torch)
-    cuda = device == "cuda"
-    sync = (lambda _: torch.cuda.synchronize()) if cuda else (lambda _: None)
-    torch.manual_seed(0)
-    model = diffusers_unet(size, device).eval()
+    torch, device, model, sync = torch_ref._setup(mode, lambda: diffusers_unet(size))
+    model = model.eval()
     branches = 1 if guidance is None else 2
     flops = steps * forward_flops_torch(model, size, branches * batch)
     torch_dtype = getattr(torch, dtype)

@@ -50,14 +50,19 @@ def parameter_count(model) -> int:
 def forward_flops(model, batch: int, num_classes: int = 0) -> float:
     """FLOPs of one forward at `batch` (torch's FlopCounterMode: matmuls, convolutions and
     attention, 2 per multiply-add)."""
+    weight = next(model.parameters())
+    x, t, labels = _inputs(batch, num_classes, weight.dtype, weight.device)
+    return counted_flops(lambda: model(x, t, class_labels=labels))
+
+
+def counted_flops(call) -> float:
+    """FLOPs torch's FlopCounterMode counts in one `call()` under inference mode."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    weight = next(model.parameters())
-    x, t, labels = _inputs(batch, num_classes, weight.dtype, weight.device)
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
-        model(x, t, class_labels=labels)
+        call()
     return float(counter.get_total_flops())
 
 
@@ -70,7 +75,8 @@ def _inputs(batch, num_classes, dtype, device):
     return x, t, labels
 
 
-def _setup(mode: str, num_classes: int, dropout: float = 0.0):
+def _setup(mode: str, build):
+    """(torch, device, the model `build()` makes on that device, a sync for `harness.timed`)."""
     import torch
     from diffusers.utils import logging
 
@@ -80,7 +86,7 @@ def _setup(mode: str, num_classes: int, dropout: float = 0.0):
         raise ValueError(f"torch mode must be 'eager' or 'compile', got {mode!r}")
     device = _device(torch)
     torch.manual_seed(0)
-    model = ddpm_unet(num_classes, dropout).to(device)
+    model = build().to(device)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     return torch, device, model, lambda _: sync()
 
@@ -91,7 +97,7 @@ def bench_sample(batch: int, steps: int, dtype: str = "fp32", mode: str = "eager
     from diffusers import DDIMScheduler
 
     num_classes = 0 if guidance is None else 10
-    torch, device, model, sync = _setup(mode, num_classes)
+    torch, device, model, sync = _setup(mode, lambda: ddpm_unet(num_classes))
     flops = steps * forward_flops(model, batch * (1 if guidance is None else 2), num_classes)
     torch_dtype = getattr(torch, DTYPES[dtype])
     model = model.to(torch_dtype).eval()
@@ -135,7 +141,7 @@ def bench_train(batch: int, dtype: str = "fp32", mode: str = "eager", repeats: i
     `dropout` in the residual blocks, Adam with gradient clipping, and an EMA of the weights
     (diffusers' EMAModel, whose warm-up min(decay, (1 + t) / (10 + t)) is jaxgen's; 0 turns it
     off). bf16 is autocast over fp32 weights, as jaxgen's bf16 compute."""
-    torch, device, model, sync = _setup(mode, 0, dropout)
+    torch, device, model, sync = _setup(mode, lambda: ddpm_unet(0, dropout))
     forward = forward_flops(model, batch)
     model.train()
     net = torch.compile(model) if mode == "compile" else model
