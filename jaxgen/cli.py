@@ -64,8 +64,11 @@ def _export(args) -> None:
     from jaxgen import pretrained
     from jaxgen.train.run import load_run
 
-    out = pretrained.export_run(load_run(args.run), args.to)
-    print(f"wrote {out} (diffusers: DDPMPipeline.from_pretrained({str(out)!r}))")
+    exported = pretrained.export_run(load_run(args.run), args.to)
+    print(f"wrote {exported.folder} (diffusers: "
+          f"{exported.loads_with}({str(exported.folder)!r}))")
+    for part in exported.left_out:
+        print(f"not written, no diffusers counterpart: {part}")
 
 
 def _generate(args) -> None:
@@ -178,13 +181,18 @@ def _parser() -> argparse.ArgumentParser:
     sample.set_defaults(run_command=_sample)
 
     export = sub.add_parser(
-        "export", help="write a diffusion run's U-Net in diffusers' format",
-        description="Writes the run's U-Net (EMA weights where kept) and noise schedule as a "
-        "diffusers DDPMPipeline folder: model_index.json, unet/ (config.json, "
-        "diffusion_pytorch_model.safetensors) and scheduler/. DiT runs and U-Nets diffusers' "
-        "UNet2DModel cannot express (cross-attention, GroupNorm groups that vary with width) "
-        "are refused, naming why.")
-    export.add_argument("--run", required=True, help="the diffusion run directory")
+        "export", help="write a run in diffusers' format (a diffusion U-Net, an autoencoder)",
+        description="Writes a run's evaluation weights (EMA where kept) in diffusers' format. "
+        "A diffusion run: its U-Net and noise schedule as a DDPMPipeline folder "
+        "(model_index.json, unet/, scheduler/). A VAE run of model.kind 'kl' (Gaussian "
+        "likelihood): an AutoencoderKL model folder (config.json with the measured "
+        "scaling_factor, diffusion_pytorch_model.safetensors). A latent diffusion run: its "
+        "autoencoder as DIR/vae/, with the run's latent scale; its U-Net and text tower have "
+        "no diffusers counterpart and are named as not written. DiT runs, U-Nets diffusers' "
+        "UNet2DModel cannot express (GroupNorm groups that vary with width) and the other "
+        "autoencoder kinds are refused, naming why.")
+    export.add_argument("--run", required=True,
+                        help="the run directory (diffusion, VAE or latent diffusion)")
     export.add_argument("--to", required=True, metavar="DIR", help="the folder to write")
     export.set_defaults(run_command=_export)
 

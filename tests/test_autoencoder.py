@@ -1,5 +1,6 @@
-"""The spatial VAE (latent diffusion's first stage): a latent grid whose flat and grid views
-agree. (Its training on the engine is tested with latent diffusion, which needs a trained one.)"""
+"""The latent-grid VAEs (latent diffusion's first stage, jaxgen's spatial one and Stable
+Diffusion's AutoencoderKL): flat and grid views agree. (Their training on the engine is tested
+with latent diffusion, which needs a trained one, and with the export to diffusers.)"""
 
 import jax
 import jax.numpy as jnp
@@ -7,11 +8,16 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from jaxgen.models import SpatialVAE
+from jaxgen.models import KLVAE, SpatialVAE
 
 
-def test_latent_grid_and_flat_views_agree():
-    model = SpatialVAE((28, 28, 1), latent_channels=3, channels=(8, 16), rngs=nnx.Rngs(0))
+@pytest.mark.parametrize("build", [
+    lambda: SpatialVAE((28, 28, 1), latent_channels=3, channels=(8, 16), rngs=nnx.Rngs(0)),
+    lambda: KLVAE((28, 28, 1), latent_channels=3, channels=(8, 16, 16), norm_groups=8,
+                  rngs=nnx.Rngs(0)),
+], ids=["spatial", "kl"])
+def test_latent_grid_and_flat_views_agree(build):
+    model = build()
     assert model.latent_shape == (7, 7, 3) and model.latent_dim == 147
     x = jax.random.uniform(jax.random.PRNGKey(1), (2, 28, 28, 1), minval=-1, maxval=1)
 
@@ -28,3 +34,7 @@ def test_latent_grid_and_flat_views_agree():
     np.testing.assert_allclose(decoded, decoded_grid, atol=1e-6)
     with pytest.raises(ValueError, match="divisible by 4"):
         SpatialVAE((30, 30, 1), channels=(8, 16), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        KLVAE((30, 30, 1), channels=(8, 16, 16), norm_groups=8, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="norm_groups=32"):
+        KLVAE((28, 28, 1), channels=(8, 16, 16), rngs=nnx.Rngs(0))

@@ -7,10 +7,11 @@ from jaxgen.models.gan import (
     MlpGenerator,
     pack_samples,
 )
-from jaxgen.models.vae import ConvVAE, MlpVAE, SpatialVAE, reparameterize
+from jaxgen.models.vae import KLVAE, ConvVAE, MlpVAE, SpatialVAE, reparameterize
 
 __all__ = [
     "ConvVAE",
+    "KLVAE",
     "DCGANDiscriminator",
     "DCGANGenerator",
     "MlpDiscriminator",

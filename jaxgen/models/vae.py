@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jaxgen.models.autoencoder_kl import AutoencoderKL
 from jaxgen.models.layers import ConvTranspose
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -161,14 +162,23 @@ class _ResBlock(nnx.Module):
         return x + self.conv2(nnx.swish(self.norm2(h)))
 
 
-class SpatialVAE(_VAE):
+class _GridVAE(_VAE):
+    """A VAE whose latent is a grid `latent_shape` [h, w, c]: `encode`/`decode` speak flat
+    latents [B, h * w * c], like the other VAEs, so the ELBO, IWAE and latent-arithmetic code
+    work on it unchanged; `encode_grid`/`decode_grid` keep the grid, for a denoiser."""
+
+    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean, log_var = self.encode_grid(x)
+        return mean.reshape(x.shape[0], -1), log_var.reshape(x.shape[0], -1)
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        return self.decode_grid(z.reshape(z.shape[0], *self.latent_shape))
+
+
+class SpatialVAE(_GridVAE):
     """A fully convolutional VAE whose latent is a grid [H / 2**n, W / 2**n, latent_channels]
     (n = len(channels)), the first stage of latent diffusion (Rombach et al. 2022): trained with
-    a small KL weight it is close to an autoencoder whose latents a denoiser can model.
-
-    `encode`/`decode` speak flat latents [B, D] (D = the grid's size), like the other VAEs, so
-    the ELBO, IWAE and latent-arithmetic code work on it unchanged; `encode_grid`/`decode_grid`
-    keep the grid, for a denoiser."""
+    a small KL weight it is close to an autoencoder whose latents a denoiser can model."""
 
     def __init__(
         self,
@@ -218,9 +228,47 @@ class SpatialVAE(_VAE):
             h = nnx.swish(up(block(h)))
         return self.dec_out(nnx.swish(self.dec_norm(h))).astype(jnp.float32)
 
-    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        mean, log_var = self.encode_grid(x)
-        return mean.reshape(x.shape[0], -1), log_var.reshape(x.shape[0], -1)
 
-    def decode(self, z: jax.Array) -> jax.Array:
-        return self.decode_grid(z.reshape(z.shape[0], *self.latent_shape))
+class KLVAE(_GridVAE):
+    """Stable Diffusion's autoencoder (diffusers' `AutoencoderKL`, `jaxgen.models.
+    autoencoder_kl`) trained as a jaxgen VAE: the architecture a latent diffusion run can export
+    to diffusers (`python -m jaxgen export`). `channels` are its `block_out_channels`, so the
+    latent grid is [H / 2**(n-1), W / 2**(n-1), latent_channels] for n = len(channels); its
+    decoder outputs the likelihood's parameters (images, for the Gaussian likelihood, as SD's
+    decoder does). The network lives under `autoencoder`, diffusers' key map over it."""
+
+    def __init__(
+        self,
+        data_shape: tuple[int, int, int],
+        latent_channels: int = 4,
+        channels: tuple[int, ...] = (32, 64, 64),
+        layers_per_block: int = 1,
+        norm_groups: int = 32,
+        likelihood: str = "gaussian",
+        dtype=jnp.float32,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        height, width, in_channels = data_shape
+        factor = 2 ** (len(channels) - 1)
+        if height % factor or width % factor:
+            raise ValueError(f"KLVAE with {len(channels)} levels needs H and W divisible by "
+                             f"{factor}; got {height}x{width}.")
+        if any(c % norm_groups for c in channels):
+            raise ValueError(f"every entry of channels {tuple(channels)} must divide by "
+                             f"norm_groups={norm_groups} (GroupNorm)")
+        self.latent_shape = (height // factor, width // factor, latent_channels)
+        super().__init__(data_shape, math.prod(self.latent_shape), likelihood)
+        self.autoencoder = AutoencoderKL(
+            in_channels=in_channels, out_channels=in_channels, block_out_channels=channels,
+            layers_per_block=layers_per_block, latent_channels=latent_channels,
+            norm_num_groups=norm_groups, dtype=dtype, rngs=rngs)
+
+    def encode_grid(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Posterior mean and log-variance, each [B, *latent_shape]."""
+        self._check(x)
+        return self.autoencoder.encode(x)
+
+    def decode_grid(self, z: jax.Array) -> jax.Array:
+        """Likelihood parameters [B, *data_shape] from latents [B, *latent_shape]."""
+        return self.autoencoder.decode(z)

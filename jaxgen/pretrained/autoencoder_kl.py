@@ -1,6 +1,7 @@
 """diffusers' `AutoencoderKL` (Stable Diffusion's VAE: `vae/` of a pipeline folder) as
-`jaxgen.models.autoencoder_kl.AutoencoderKL`, and its key map."""
+`jaxgen.models.autoencoder_kl.AutoencoderKL`, its key map, and the way back."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,19 @@ from flax import nnx
 from jaxgen.models.autoencoder_kl import AutoencoderKL, Middle, ResnetBlock
 from jaxgen.models.unet import AttentionBlock, Downsample, Upsample
 from jaxgen.pretrained.configs import check_options, read_config
-from jaxgen.pretrained.convert import abstract_params, load_params, module_entries
+from jaxgen.pretrained.convert import (
+    abstract_params,
+    export_tensors,
+    load_params,
+    module_entries,
+)
 from jaxgen.pretrained.unet2d import attention_entries
-from jaxgen.pretrained.weights import PretrainedError, WeightsReader, weight_files
+from jaxgen.pretrained.weights import (
+    PretrainedError,
+    WeightsReader,
+    weight_files,
+    write_safetensors,
+)
 
 WHAT = "AutoencoderKL"
 DEFAULTS = dict(
@@ -43,6 +54,30 @@ def vae_kwargs(config: dict) -> tuple[dict, float]:
                                 "use_post_quant_conv")}
     kwargs["block_out_channels"] = tuple(c["block_out_channels"])
     return kwargs, float(c["scaling_factor"])
+
+
+def vae_config(kwargs: dict, scaling_factor: float) -> dict:
+    """The diffusers `AutoencoderKL` config of `AutoencoderKL(**kwargs)` (the inverse of
+    `vae_kwargs`)."""
+    levels = len(kwargs["block_out_channels"])
+    return {**DEFAULTS, "_class_name": WHAT, **kwargs,
+            "block_out_channels": list(kwargs["block_out_channels"]),
+            "down_block_types": ["DownEncoderBlock2D"] * levels,
+            "up_block_types": ["UpDecoderBlock2D"] * levels,
+            "scaling_factor": float(scaling_factor)}
+
+
+def export_vae(params: dict, kwargs: dict, scaling_factor: float, folder) -> Path:
+    """Writes the parameters of `AutoencoderKL(**kwargs)` as a diffusers model folder
+    (config.json + diffusion_pytorch_model.safetensors, fp32) that
+    `diffusers.AutoencoderKL.from_pretrained(folder)` and `load_vae` read; returns it."""
+    folder = Path(folder)
+    model = nnx.eval_shape(lambda: AutoencoderKL(**kwargs, rngs=nnx.Rngs(0)))
+    write_safetensors(export_tensors(params, key_map(model), what=WHAT),
+                      folder / "diffusion_pytorch_model.safetensors")
+    (folder / "config.json").write_text(json.dumps(vae_config(kwargs, scaling_factor),
+                                                   indent=2))
+    return folder
 
 
 def _entries(module, path, key):

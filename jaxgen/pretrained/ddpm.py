@@ -96,13 +96,10 @@ def _group_counts(unet) -> set[int]:
     return {m.num_groups for _, m in nnx.iter_graph(unet) if isinstance(m, nnx.GroupNorm)}
 
 
-def export_run(run: Run, to) -> Path:
+def export_pipeline(run: Run, to) -> Path:
     """Writes a jaxgen diffusion run's U-Net (its evaluation parameters: the EMA where kept)
     and schedule as a diffusers `DDPMPipeline` folder; returns it."""
     config = run.config
-    if config.family != "diffusion":
-        raise PretrainedError(f"export writes a diffusion run's U-Net; this is a "
-                              f"{config.family} run")
     if config.model.kind != "unet":
         raise PretrainedError(f"a {config.model.kind} denoiser has no diffusers UNet2DModel "
                               "counterpart; only U-Net runs export")

@@ -28,7 +28,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from jaxgen import data, parallel, viz
+from jaxgen import parallel, viz
 from jaxgen.data.text import tokenize
 from jaxgen.eval import ldm as ldm_eval
 from jaxgen.models.vae import reparameterize
@@ -46,10 +46,9 @@ from jaxgen.train.objectives import (
     UsesFrozenRuns,
 )
 from jaxgen.train.state import TrainState, gradient_step, make_optimizer
-from jaxgen.train.vae import VAEObjective
+from jaxgen.train.vae import GRID_KINDS, VAEObjective
 
 FROZEN = ("autoencoder", "text", "latent_scale")
-SCALE_IMAGES = 1000  # training images whose latents set `latent_scale`
 
 # The config entries the frozen parts depend on: the whole autoencoder model (its likelihood
 # and binarisation decide what it decodes), and of a CLIP run only the text tower.
@@ -67,9 +66,10 @@ class LatentDiffusionObjective(Objective, Sampler, PromptToImage, Evaluator, Use
         ldm = config.ldm
         self.autoencoder = VAEObjective(ldm.autoencoder)
         self.clip = CLIPObjective(ldm.text)
-        if ldm.autoencoder.model.kind != "spatial":
-            raise ValueError("latent diffusion needs a spatial autoencoder (model.kind "
-                             f"'spatial'), got {ldm.autoencoder.model.kind!r}")
+        if ldm.autoencoder.model.kind not in GRID_KINDS:
+            raise ValueError(f"latent diffusion needs an autoencoder with a latent grid "
+                             f"(model.kind one of {GRID_KINDS}), got "
+                             f"{ldm.autoencoder.model.kind!r}")
         latent_shape = tuple(self.autoencoder.latent_shape)
         if tuple(config.model.data_shape) != latent_shape:
             raise ValueError(f"model.data_shape must be the autoencoder's latent grid "
@@ -138,7 +138,8 @@ class LatentDiffusionObjective(Objective, Sampler, PromptToImage, Evaluator, Use
         _check_shapes(parts["autoencoder"], expected["autoencoder"], f"ldm.autoencoder_run "
                       f"{ldm.autoencoder_run}")
         _check_shapes(parts["text"], expected["text"], f"ldm.text_run {ldm.text_run}")
-        scale = ldm.latent_scale or self.measure_latent_scale(parts["autoencoder"])
+        scale = ldm.latent_scale or self.autoencoder.latent_scale(
+            parts["autoencoder"], self.config.data, self.config.seed)
         frozen = {"autoencoder": parts["autoencoder"], "text": parts["text"],
                   "latent_scale": np.asarray(scale, np.float32)}
         # Only the frozen parts travel from the host: the U-Net and its optimizer state stay
@@ -150,16 +151,6 @@ class LatentDiffusionObjective(Objective, Sampler, PromptToImage, Evaluator, Use
 
         ema = None if state.ema_params is None else {**state.ema_params, **place()}
         return state.replace(params={**state.params, **place()}, ema_params=ema)
-
-    def measure_latent_scale(self, autoencoder_params) -> float:
-        """1 / the standard deviation of the autoencoder's posterior means over the first
-        SCALE_IMAGES training images."""
-        _, images, _ = data.load_arrays(self.config.data.name, "train", seed=self.config.seed,
-                                        data_dir=self.config.data.data_dir)
-        encode = jax.jit(lambda x: self.autoencoder.encode(autoencoder_params, x)[0])
-        means = np.concatenate([np.asarray(encode(images[i:i + 250]))
-                                for i in range(0, min(len(images), SCALE_IMAGES), 250)])
-        return float(1.0 / means.std())
 
     def step(self, state: TrainState, batch, key: jax.Array):
         new_state, metrics = gradient_step(state, self.loss, batch, key, self.tx,

@@ -2,14 +2,19 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
-from jaxgen import losses
+from jaxgen import data, losses
 from jaxgen.eval import vae as vae_eval
-from jaxgen.models import ConvVAE, MlpVAE, SpatialVAE
+from jaxgen.models import KLVAE, ConvVAE, MlpVAE, SpatialVAE
 from jaxgen.train import state as state_lib
 from jaxgen.train.objectives import Encoder, EvalOptions, Evaluator, Objective, Run, Sampler
 from jaxgen.train.state import TrainState, compute_dtype, gradient_step, make_optimizer
+
+KINDS = ("conv", "mlp", "spatial", "kl")
+GRID_KINDS = ("spatial", "kl")  # latent grids, which latent diffusion can denoise
+SCALE_IMAGES = 1000  # training images whose latents set `latent_scale`
 
 
 def binarize(key: jax.Array, images: jax.Array) -> jax.Array:
@@ -18,10 +23,12 @@ def binarize(key: jax.Array, images: jax.Array) -> jax.Array:
 
 
 class VAEObjective(Objective, Sampler, Encoder, Evaluator):
-    """Config `model` fields: kind ("conv" | "mlp" | "spatial"), data_shape, latent_dim,
-    channels, hidden, mlp_hidden, likelihood ("bernoulli" | "gaussian"), beta, binarize
-    (dynamic binarisation for the Bernoulli likelihood); "spatial" (a latent grid, the
-    autoencoder of latent diffusion) reads latent_channels instead of latent_dim.
+    """Config `model` fields: kind ("conv" | "mlp" | "spatial" | "kl"), data_shape,
+    latent_dim, channels, hidden, mlp_hidden, likelihood ("bernoulli" | "gaussian"), beta,
+    binarize (dynamic binarisation for the Bernoulli likelihood). The two latent-grid kinds
+    (autoencoders of latent diffusion) read latent_channels instead of latent_dim: "spatial"
+    (jaxgen's own) and "kl" (Stable Diffusion's AutoencoderKL, which also reads
+    layers_per_block and norm_groups, and exports to diffusers).
     """
 
     def __init__(self, config):
@@ -48,12 +55,16 @@ class VAEObjective(Objective, Sampler, Encoder, Evaluator):
         if model.kind == "spatial":
             return SpatialVAE(latent_channels=model.latent_channels,
                               channels=tuple(model.channels), **common)
+        if model.kind == "kl":
+            return KLVAE(latent_channels=model.latent_channels, channels=tuple(model.channels),
+                         layers_per_block=model.layers_per_block,
+                         norm_groups=model.norm_groups, **common)
         common["latent_dim"] = model.latent_dim
         if model.kind == "conv":
             return ConvVAE(channels=tuple(model.channels), hidden=model.hidden, **common)
         if model.kind == "mlp":
             return MlpVAE(hidden=tuple(model.mlp_hidden), **common)
-        raise ValueError(f"model.kind must be 'conv', 'mlp' or 'spatial', got {model.kind!r}")
+        raise ValueError(f"model.kind must be one of {KINDS}, got {model.kind!r}")
 
     @property
     def latent_dim(self) -> int:
@@ -111,6 +122,17 @@ class VAEObjective(Objective, Sampler, Encoder, Evaluator):
         if self.likelihood == "bernoulli":
             return 2.0 * jax.nn.sigmoid(outputs) - 1.0
         return outputs
+
+    def latent_scale(self, params, data_config, seed: int) -> float:
+        """1 / the standard deviation of the posterior means over the first SCALE_IMAGES
+        training images of `data_config`: the factor (Stable Diffusion's `scaling_factor`)
+        that brings latents to about unit variance for a denoiser."""
+        _, images, _ = data.load_arrays(data_config.name, "train", seed=seed,
+                                        data_dir=data_config.data_dir)
+        encode = jax.jit(lambda x: self.encode(params, x)[0])
+        means = np.concatenate([np.asarray(encode(images[i:i + 250]))
+                                for i in range(0, min(len(images), SCALE_IMAGES), 250)])
+        return float(1.0 / means.std())
 
     def evaluate(self, run: Run, options: EvalOptions) -> dict:
         """The test split's mean ELBO and IWAE NLL (`jaxgen.eval.vae`)."""
