@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxgen import metrics
+
 
 def mode_coverage(samples: np.ndarray, centers: np.ndarray, std: float,
                   threshold: float = 3.0) -> dict:
@@ -66,20 +68,12 @@ def distance_to_curve(points: np.ndarray, curve: np.ndarray) -> np.ndarray:
     return np.sqrt(np.asarray(nearest))
 
 
-def _sqrtm_psd(matrix: np.ndarray) -> np.ndarray:
-    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
-
-
 def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
     """Frechet distance between Gaussians fitted to features x [N, D] and y [M, D]
     (Heusel et al. 2017, the FID formula): |mu_x - mu_y|^2 + Tr(S_x + S_y - 2 (S_x S_y)^1/2),
-    with the trace of the cross term computed as Tr((S_x^1/2 S_y S_x^1/2)^1/2) (same value,
-    symmetric, so an eigendecomposition gives it stably). Biased upward at small N: compare
-    figures computed with the same N."""
+    the means and covariances (ddof=1) taken in float64 and handed to
+    `jaxgen.metrics.frechet_distance`. Biased upward at small N: compare figures computed with
+    the same N."""
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    cov_x, cov_y = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
-    root_x = _sqrtm_psd(cov_x)
-    cross = np.trace(_sqrtm_psd(root_x @ cov_y @ root_x))
-    mean_term = np.sum(np.square(x.mean(0) - y.mean(0)))
-    return float(mean_term + np.trace(cov_x) + np.trace(cov_y) - 2.0 * cross)
+    return metrics.frechet_distance(x.mean(0), np.cov(x, rowvar=False),
+                                    y.mean(0), np.cov(y, rowvar=False))
