@@ -104,6 +104,22 @@ def _eval(args) -> dict:
                                                    args.seed))
 
 
+def _fid_stats(args) -> None:
+    from jaxgen import commands
+
+    commands.fid_stats(args.data, args.split, args.out, num=args.num, batch=args.batch,
+                       seed=args.seed, data_dir=args.data_dir, weights=args.weights)
+
+
+def _fid(args) -> dict:
+    from jaxgen import commands
+    from jaxgen.train.objectives import SampleOptions
+
+    options = SampleOptions(args.sampler, args.steps, args.guidance)
+    return commands.fid(args.files, workdir=args.run, ref=args.ref, num=args.num,
+                        batch=args.batch, seed=args.seed, options=options, weights=args.weights)
+
+
 def _arith(args) -> None:
     from jaxgen import commands
 
@@ -264,6 +280,49 @@ def _parser() -> argparse.ArgumentParser:
                     help="test examples (VAE) or samples (GAN) (default: the config's)")
     ev.add_argument("--seed", type=int, default=0, help="seed of binarisation and sampling")
     ev.set_defaults(run_command=_eval)
+
+    weights_help = ("pytorch-fid's Inception weights, pt_inception-2015-12-05-6726825d.pth "
+                    "(default: $JAXGEN_INCEPTION_WEIGHTS); download it once from pytorch-fid's "
+                    "release page")
+    stats = sub.add_parser(
+        "fid-stats", help="FID statistics of a dataset split (pytorch-fid's .npz layout)",
+        description="Featurises a dataset split with pytorch-fid's Inception-v3 and writes "
+        "`mu` and `sigma` as pytorch-fid does (so published statistics files and these are "
+        "interchangeable), plus `count` and the first 10,000 features for KID and "
+        "precision/recall.")
+    stats.add_argument("--data", required=True, help="dataset name, e.g. tfds:cifar10, mnist5k")
+    stats.add_argument("--split", default="train", help="train or test (default train)")
+    stats.add_argument("--out", required=True, help="the .npz to write")
+    stats.add_argument("--num", type=int, help="only the first N images (default: all)")
+    stats.add_argument("--data-dir", help="TFDS data directory (default: TFDS's)")
+    stats.add_argument("--batch", type=int, default=250, help="images per featurised batch")
+    stats.add_argument("--seed", type=int, default=0, help="split seed of offline datasets")
+    stats.add_argument("--weights", help=weights_help)
+    stats.set_defaults(run_command=_fid_stats)
+
+    fid = sub.add_parser(
+        "fid", help="FID, KID, Inception Score, precision/recall of samples or a run",
+        description="pytorch-fid's FID (Heusel et al. 2017) on its Inception-v3 features, with "
+        "KID (cubic-kernel unbiased MMD over subsets) and improved precision/recall (k = 3) "
+        "where both sides kept features, and the Inception Score (10 splits) of samples. "
+        "Either two files, samples then reference (each a statistics .npz from fid-stats or "
+        "pytorch-fid, or a samples .npz with `images` as `sample` writes), or --run with "
+        "--ref: NUM samples drawn and featurised batch by batch, sharded over the devices "
+        "(result also in RUN/fid.json). FID from fewer samples than 2048 is biased: compare "
+        "figures at equal N (papers use 50,000).")
+    fid.add_argument("files", nargs="*", metavar="FILE", help="two .npz files")
+    fid.add_argument("--run", help="the run directory (a family that samples images)")
+    fid.add_argument("--ref", help="with --run: the reference statistics .npz")
+    fid.add_argument("--num", type=int, default=50_000, help="samples drawn with --run")
+    fid.add_argument("--batch", type=int, default=250, help="images per batch")
+    fid.add_argument("--seed", type=int, default=0)
+    fid.add_argument("--weights", help=weights_help)
+    fid.add_argument("--sampler", choices=("ddim", "ddpm", "dpm_solver", "euler", "heun"),
+                     help="diffusion runs: the sampler (default: the run's config)")
+    fid.add_argument("--steps", type=int, help="diffusion runs: sampler steps")
+    fid.add_argument("--guidance", type=float, metavar="W",
+                     help="conditional diffusion runs: guidance scale w")
+    fid.set_defaults(run_command=_fid)
 
     arith = sub.add_parser(
         "arith", help="latent arithmetic and a walk between class means",

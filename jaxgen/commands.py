@@ -175,3 +175,70 @@ def evaluate(workdir, options: EvalOptions | None = None) -> dict:
     Path(workdir, "eval.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
     return metrics
+
+
+def fid_stats(dataset: str, split: str, out, *, num: int | None = None, batch: int = 250,
+              seed: int = 0, data_dir=None, weights=None) -> Path:
+    """The FID statistics of a dataset split (`mu`, `sigma` as pytorch-fid writes them, plus
+    `count` and the first `fid.KEEP` features for KID and precision/recall) at `out`."""
+    from jaxgen.eval import fid
+
+    featurizer = fid.Featurizer.load(weights)
+    total, batches = fid.dataset_batches(dataset, split, batch=batch, num=num, seed=seed,
+                                         data_dir=data_dir)
+    path = fid.featurize(featurizer, batches, total=total, desc=f"{dataset} {split}").save(out)
+    print(f"wrote the statistics of {total} {dataset} {split} images to {path}")
+    return path
+
+
+def _feature_set(path, featurizer_of, batch: int):
+    """A file's `FeatureSet`: a statistics file as it is, a samples file (`images`, as `sample`
+    writes) featurised."""
+    from jaxgen.eval import fid
+
+    with np.load(path) as stored:
+        if "images" not in stored.files:
+            return fid.load_reference(path)
+        images = stored["images"]
+    return fid.featurize(featurizer_of(), (images[i:i + batch]
+                                           for i in range(0, len(images), batch)),
+                         total=len(images), desc=Path(path).name)
+
+
+def fid(paths=(), *, workdir=None, ref=None, num: int = 50_000, batch: int = 250,
+        seed: int = 0, options: SampleOptions | None = None, weights=None) -> dict:
+    """FID (and KID, precision/recall and the Inception Score where the inputs allow) of two
+    files, samples then reference (each statistics or samples), or of `num` samples of the run
+    in `workdir` against the statistics file `ref` (then also written to WORKDIR/fid.json)."""
+    from jaxgen.eval import fid as fid_lib
+
+    featurizer = None
+
+    def featurizer_of():
+        nonlocal featurizer
+        featurizer = featurizer or fid_lib.Featurizer.load(weights)
+        return featurizer
+
+    if workdir is not None:
+        if paths or ref is None:
+            raise ValueError("fid --run takes --ref (a statistics file, e.g. from fid-stats) "
+                             "and no other files")
+        if num < 2:
+            raise ValueError(f"--num must be at least 2, got {num}")
+        reference = fid_lib.load_reference(ref)
+        run = load_run(workdir, needs=Sampler, command="fid")
+        if len(run.config.model.data_shape) != 3:  # FID compares images
+            raise ValueError(f"FID scores image models; this run draws points of shape "
+                             f"{tuple(run.config.model.data_shape)}")
+        result = fid_lib.run_scores(run, fid_lib.Featurizer.load(weights, mesh=run.mesh),
+                                    reference, num, batch=batch, seed=seed, options=options)
+        result.update(ref=str(ref), step=int(run.state.step))
+        Path(workdir, "fid.json").write_text(json.dumps(result, indent=2))
+    else:
+        if len(paths) != 2 or ref is not None:
+            raise ValueError("fid takes two files (statistics .npz, or samples .npz with "
+                             "`images`), or --run RUN --ref STATS")
+        first, second = (_feature_set(p, featurizer_of, batch) for p in paths)
+        result = fid_lib.scores(first, second, seed=seed)
+    print(json.dumps(result, indent=2))
+    return result

@@ -1,7 +1,9 @@
 """Scores of a class-conditional diffusion model: for each guidance scale (and sampler), the
 accuracy with which the library's classifier recognises the requested class in the samples, and
 the Frechet distance of the classifier's features of the samples to those of held-out data
-(Ho & Salimans 2022's trade-off: guidance buys class fidelity with diversity)."""
+(Ho & Salimans 2022's trade-off: guidance buys class fidelity with diversity); and, where
+pytorch-fid's Inception weights are configured, FID, KID, Inception Score and precision/recall
+(`jaxgen.eval.fid`), which also score unconditional runs."""
 
 import time
 
@@ -10,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgen import data
+from jaxgen.eval import fid
 from jaxgen.eval.classifier import load_or_train
 from jaxgen.eval.samples import frechet_distance
 
@@ -69,13 +72,23 @@ def evaluate_run(run, options) -> dict:
     `eval.guidance`, with the config's sampler, from `options.num` (or `eval.num_samples`)
     samples scored against the `eval.split` images."""
     cfg = run.config
+    num = options.num or cfg.eval.num_samples
     if not cfg.model.num_classes:
-        raise ValueError("eval scores class-conditional diffusion runs (accuracy of the "
-                         "requested class); this run is unconditional")
+        if not fid.configured():
+            raise ValueError("eval scores an unconditional diffusion run by FID, which needs "
+                             f"pytorch-fid's Inception weights: set ${fid.WEIGHTS_ENV} (see "
+                             "`python -m jaxgen fid --help`); without them it scores "
+                             "class-conditional runs (accuracy of the requested class)")
+        return {"inception": fid.evaluate_run(run, num, seed=options.seed, split=cfg.eval.split),
+                "step": int(run.state.step), "dataset": cfg.data.name}
     classifier, reference = scorer(cfg, cfg.eval.split)
     t0 = time.perf_counter()
     rows = guidance_table(run.objective, run.params, classifier, reference,
                           list(cfg.eval.guidance), [(cfg.sample.sampler, cfg.sample.steps)],
-                          options.num or cfg.eval.num_samples, options.seed)
-    return {"rows": rows, "step": int(run.state.step), "seconds": time.perf_counter() - t0,
-            "dataset": cfg.data.name, "classifier_test_accuracy": classifier.test_accuracy}
+                          num, options.seed)
+    result = {"rows": rows, "step": int(run.state.step), "seconds": time.perf_counter() - t0,
+              "dataset": cfg.data.name, "classifier_test_accuracy": classifier.test_accuracy}
+    if fid.configured():  # the field's yardsticks, beside the library's own
+        result["inception"] = fid.evaluate_run(run, num, seed=options.seed,
+                                               split=cfg.eval.split)
+    return result

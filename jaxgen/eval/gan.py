@@ -1,5 +1,7 @@
-"""Scores of a trained GAN from its samples: mode coverage on the Gaussian mixtures and, on the
-helix, the distance to held-out data and the spread around the curve."""
+"""Scores of a trained GAN from its samples: the classifier's class histogram on images (and
+FID, KID, Inception Score and precision/recall where pytorch-fid's Inception weights are
+configured, `jaxgen.eval.fid`), mode coverage on the Gaussian mixtures and, on the helix, the
+distance to held-out data and the spread around the curve."""
 
 import time
 from pathlib import Path
@@ -9,6 +11,7 @@ import numpy as np
 
 from jaxgen import data, viz
 from jaxgen.data import toy
+from jaxgen.eval import fid
 from jaxgen.eval.classifier import load_or_train
 from jaxgen.eval.samples import distance_to_curve, energy_distance, mode_coverage
 
@@ -71,6 +74,8 @@ def evaluate_run(run, options) -> dict:
     if len(cfg.model.data_shape) == 3:
         classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
         metrics = class_histogram(run.objective, run.params, classifier, num, seed)
+        if fid.configured():  # the field's yardsticks, beside the library's own
+            metrics["inception"] = fid.evaluate_run(run, num, seed=seed)
     elif cfg.data.name in ("ring8", "grid25"):
         metrics, samples = mode_report(run.objective, run.params, num, seed)
         if options.out_dir is not None:
