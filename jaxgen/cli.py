@@ -132,6 +132,17 @@ def _demo(args) -> None:
     demo.run(args.workdir, steps=args.steps, iwae_samples=args.iwae_samples, fresh=args.fresh)
 
 
+def _sampler_options(group) -> None:
+    """--sampler, --steps and --guidance of a diffusion run's sampling."""
+    group.add_argument("--sampler", choices=("ddim", "ddpm", "dpm_solver", "euler", "heun"),
+                       help="ddim/ddpm/dpm_solver for eps/x0/v models, euler/heun for flow "
+                       "matching")
+    group.add_argument("--steps", type=int, help="sampler steps (ddpm always takes all T)")
+    group.add_argument("--guidance", type=float, metavar="W",
+                       help="classifier-free guidance scale w: cond + w (cond - uncond); 0 is "
+                       "the plain conditional model (diffusers' guidance_scale is 1 + w)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m jaxgen",
@@ -182,13 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     diff = sample.add_argument_group("diffusion and latent diffusion runs (defaults: the run's "
                                       "config `sample`)")
-    diff.add_argument("--sampler", choices=("ddim", "ddpm", "dpm_solver", "euler", "heun"),
-                      help="ddim/ddpm/dpm_solver for eps/x0/v models, euler/heun for flow "
-                      "matching")
-    diff.add_argument("--steps", type=int, help="sampler steps (ddpm always takes all T)")
-    diff.add_argument("--guidance", type=float, metavar="W",
-                      help="classifier-free guidance scale w: cond + w (cond - uncond); 0 is "
-                      "the plain conditional model (diffusers' guidance_scale is 1 + w)")
+    _sampler_options(diff)
     diff.add_argument("--interval", type=float, nargs=2, metavar=("LOW", "HIGH"),
                       help="guide only where the noise level sigma/alpha is in (LOW, HIGH] "
                       "(Kynkaanniemi et al. 2024)")
@@ -317,11 +322,8 @@ def _parser() -> argparse.ArgumentParser:
     fid.add_argument("--batch", type=int, default=250, help="images per batch")
     fid.add_argument("--seed", type=int, default=0)
     fid.add_argument("--weights", help=weights_help)
-    fid.add_argument("--sampler", choices=("ddim", "ddpm", "dpm_solver", "euler", "heun"),
-                     help="diffusion runs: the sampler (default: the run's config)")
-    fid.add_argument("--steps", type=int, help="diffusion runs: sampler steps")
-    fid.add_argument("--guidance", type=float, metavar="W",
-                     help="conditional diffusion runs: guidance scale w")
+    _sampler_options(fid.add_argument_group("diffusion runs with --run (defaults: the run's "
+                                             "config `sample`)"))
     fid.set_defaults(run_command=_fid)
 
     arith = sub.add_parser(
