@@ -409,3 +409,18 @@ def test_bad_gaussians_get_one_clear_error(args, message):
 def test_bad_logits_get_one_clear_error(logits, splits, message):
     with pytest.raises(ValueError, match=message):
         metrics.inception_score(logits, splits)
+
+
+def test_clip_score_closed_forms():
+    """100 * max(cos, 0) per pair, averaged: aligned pairs score 100, orthogonal 0, opposite 0
+    (clamped), a 60-degree pair 50; the norms do not matter."""
+    from jaxgen.metrics import clip_score
+
+    e = np.eye(4, dtype=np.float32)
+    assert clip_score(3 * e, e) == pytest.approx(100.0)
+    assert clip_score(e, np.roll(e, 1, axis=0)) == pytest.approx(0.0)
+    assert clip_score(e, -e) == pytest.approx(0.0)
+    sixty = np.array([[1.0, 0.0]], np.float32), np.array([[0.5, np.sqrt(3) / 2]], np.float32)
+    assert clip_score(*sixty) == pytest.approx(50.0, rel=1e-5)
+    with pytest.raises(ValueError, match="matched pairs"):
+        clip_score(e, e[:2])
