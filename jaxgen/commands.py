@@ -6,6 +6,7 @@ families is theirs (`jaxgen.train.objectives`).
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import jax
@@ -22,9 +23,10 @@ from jaxgen.train.objectives import (
     PromptToImage,
     SampleOptions,
     Sampler,
+    UsesFrozenRuns,
     supports,
 )
-from jaxgen.train.run import load_run
+from jaxgen.train.run import load_frozen, load_run
 
 
 def sample(workdir, num: int = 64, *, seed: int = 0, options: SampleOptions | None = None,
@@ -166,11 +168,26 @@ def arith(workdir, num: int = 4096, *, seed: int = 0, out=None) -> Path:
     return out
 
 
+def _evaluation_runs(objective) -> dict:
+    """The parameters of the runs the family's evaluation reads besides its own; one that is
+    not there is left out with a note (the scores that need it are then not reported)."""
+    if not supports(objective, UsesFrozenRuns):
+        return {}
+    parts = {}
+    for name, part in objective.evaluation_runs().items():
+        try:
+            parts[name] = load_frozen(part)
+        except FileNotFoundError as error:
+            print(f"note: {error} (the scores that need it are left out)", file=sys.stderr)
+    return parts
+
+
 def evaluate(workdir, options: EvalOptions | None = None) -> dict:
     """The family's metrics of a run, printed and written to WORKDIR/eval.json."""
     run = load_run(workdir, needs=Evaluator, command="eval")
     options = options or EvalOptions()
-    options = dataclasses.replace(options, out_dir=options.out_dir or Path(workdir))
+    options = dataclasses.replace(options, out_dir=options.out_dir or Path(workdir),
+                                  frozen=_evaluation_runs(run.objective))
     metrics = run.objective.evaluate(run, options)
     Path(workdir, "eval.json").write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))

@@ -183,3 +183,23 @@ def test_prompt_following_table(runs, classifier_dir):
             assert float(row[f"{name}_agreement"] * 20).is_integer()  # 20 attribute prompts
             assert 0.0 <= row[f"{name}_separation"] <= 1.0
         assert np.isnan(row["spread"])  # one image per prompt: no spread to measure
+
+
+def test_eval_reports_the_clip_score(runs, classifier_dir, monkeypatch, capsys):
+    """eval reads the whole CLIP run (its image tower too) for each row's CLIP score; with that
+    run moved away it notes so and reports the rest."""
+    from jaxgen import commands
+    from jaxgen.train.objectives import EvalOptions
+
+    root, _ = runs
+    monkeypatch.setenv("JAXGEN_CLASSIFIER_DIR", str(classifier_dir))
+    rows = commands.evaluate(root / "ldm", EvalOptions(num=1))["rows"]
+    assert [row["guidance"] for row in rows] == [0.0, 2.0, 4.0]
+    assert all(0.0 <= row["clip_score"] <= 100.0 for row in rows)
+    (root / "clip").rename(root / "clip_moved")
+    try:
+        rows = commands.evaluate(root / "ldm", EvalOptions(num=1))["rows"]
+    finally:
+        (root / "clip_moved").rename(root / "clip")
+    assert all("clip_score" not in row and "class_accuracy" in row for row in rows)
+    assert "note: ldm.text_run" in capsys.readouterr().err

@@ -11,6 +11,8 @@ prompt is drawn `num_per_prompt` times from the same seeds, and:
   training split's per-class tertiles) is at the prompted level (chance: 1/3);
 - attribute separation: the probability that an image prompted "thick" measures thicker than
   one of the same digit prompted "thin" (and so on; 0.5 is no effect of the word);
+- CLIP score (Hessel et al. 2021; where the run's CLIP run is there): 100 * max(cos, 0) of
+  each image's and its prompt's embeddings by that CLIP run's own towers, averaged;
 - spread: how different the images of one prompt are, the root of the per-pixel variance
   across them (in [-1, 1] units), averaged over prompts; guidance trades it for fidelity.
   `real_spread` is the same statistic of the held-out digits of each class, for reference.
@@ -20,7 +22,7 @@ import time
 
 import numpy as np
 
-from jaxgen import data
+from jaxgen import data, metrics
 from jaxgen.data import captions as captions_lib
 from jaxgen.eval.classifier import load_or_train
 
@@ -61,9 +63,11 @@ def real_spread(images: np.ndarray, labels: np.ndarray) -> float:
 def prompt_following(pipe, classifier, guidance_scales, num_per_prompt: int = 20,
                      seed: int = 0, sampler: str | None = None, steps: int | None = None,
                      dataset: str = "mnist5k", data_seed: int = 0,
-                     data_dir: str | None = None) -> list[dict]:
+                     data_dir: str | None = None, clip_embed=None) -> list[dict]:
     """One row per guidance scale (see the module docstring); `pipe` is a `TextToImage` (or
-    any function of (prompts, num, guidance=, seed=, sampler=, steps=) to uint8 images)."""
+    any function of (prompts, num, guidance=, seed=, sampler=, steps=) to uint8 images).
+    `clip_embed(images, prompts) -> (image embeddings, prompt embeddings)` adds each row's
+    `clip_score` (`jaxgen.metrics.clip_score`)."""
     _, train_images, train_labels = data.load_arrays(dataset, "train", seed=data_seed,
                                                      data_dir=data_dir)
     bins = captions_lib.AttributeBins.fit(captions_lib.measure(train_images), train_labels)
@@ -90,6 +94,8 @@ def prompt_following(pipe, classifier, guidance_scales, num_per_prompt: int = 20
                "num_images": len(images),
                "spread": float(np.mean([spread(images[i:i + num_per_prompt])
                                         for i in range(0, len(images), num_per_prompt)]))}
+        if clip_embed is not None:
+            row["clip_score"] = metrics.clip_score(*clip_embed(images, prompts))
         for name in ATTRIBUTES:
             mask = attribute == name
             row[f"{name}_agreement"] = float(np.mean(levels[name][mask] == wanted[mask]))
@@ -101,18 +107,18 @@ def prompt_following(pipe, classifier, guidance_scales, num_per_prompt: int = 20
     return table
 
 
-def evaluate_run(run, options, pipe) -> dict:
+def evaluate_run(run, options, pipe, clip_embed=None) -> dict:
     """`prompt_following` of a latent diffusion run at each guidance scale of `eval.guidance`,
     `options.num` (or `eval.num_per_prompt`) images per prompt drawn with `pipe` (the run's
     text-to-image function, as `TextToImage` calls it), beside the held-out digits' own
-    spread."""
+    spread; with the CLIP score where `clip_embed` is given."""
     cfg = run.config
     classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
     t0 = time.perf_counter()
     rows = prompt_following(pipe, classifier, list(cfg.eval.guidance),
                             options.num or cfg.eval.num_per_prompt, options.seed,
                             dataset=cfg.data.name, data_seed=cfg.seed,
-                            data_dir=cfg.data.data_dir)
+                            data_dir=cfg.data.data_dir, clip_embed=clip_embed)
     _, test_images, test_labels = data.load_arrays(cfg.data.name, cfg.eval.split,
                                                    seed=cfg.seed, data_dir=cfg.data.data_dir)
     return {"rows": rows, "real_spread": real_spread(test_images, test_labels),

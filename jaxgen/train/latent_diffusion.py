@@ -297,10 +297,34 @@ class LatentDiffusionObjective(Objective, Sampler, PromptToImage, Evaluator, Use
                                                             sampler=sampler, steps=steps)))
         return viz.to_uint8(np.concatenate(images))
 
+    def evaluation_runs(self) -> dict[str, FrozenRun]:
+        """The whole CLIP run whose text tower conditions this one (its image tower too), for
+        the CLIP score of `evaluate`."""
+        ldm = self.config.ldm
+        return {"clip": FrozenRun("ldm.text_run", ldm.text_run, ldm.text, "ldm.text",
+                                  TEXT_SECTIONS)}
+
+    def clip_embeddings(self, clip_params, images, tokens) -> tuple[jax.Array, jax.Array]:
+        """(image embeddings, caption embeddings) [N, embed_dim] by the CLIP run's towers, of
+        images [N, H, W, C] in [-1, 1] and byte tokens [N, T]."""
+        return (self.clip.embed_images(clip_params, images),
+                self.clip.embed_texts(clip_params, tokens))
+
     def evaluate(self, run: Run, options: EvalOptions) -> dict:
-        """Prompt following per guidance scale (`jaxgen.eval.ldm`)."""
+        """Prompt following per guidance scale (`jaxgen.eval.ldm`), with the CLIP score by the
+        CLIP run's own towers where that run is there."""
+        clip_params = (options.frozen or {}).get("clip")
+        clip_embed = None
+        if clip_params is not None:
+            embed = jax.jit(self.clip_embeddings)
+
+            def clip_embed(images, prompts):
+                tokens = jnp.asarray(tokenize(list(prompts), self.text_length))
+                return embed(clip_params, jnp.asarray(images), tokens)
+
         return ldm_eval.evaluate_run(
-            run, options, functools.partial(self.text_to_image, run.params, run.mesh))
+            run, options, functools.partial(self.text_to_image, run.params, run.mesh),
+            clip_embed=clip_embed)
 
 
 def _trained_or_frozen(params: dict) -> dict:

@@ -153,6 +153,9 @@ class EvalOptions:
     iwae_samples: int | None = None
     seed: int = 0
     out_dir: Any = None  # where pictures of the evaluation go (the run directory)
+    # The parameters of the other runs the evaluation reads (`UsesFrozenRuns.evaluation_runs`),
+    # by name; a part whose run is not there is missing.
+    frozen: Any = None
 
 
 class Evaluator(Protocol):
@@ -193,3 +196,8 @@ class UsesFrozenRuns(Protocol):
     @abc.abstractmethod
     def with_frozen(self, state, parts: dict, shardings):
         """`state` with the loaded `parts` (host arrays, by name) placed in its parameters."""
+
+    def evaluation_runs(self) -> dict[str, FrozenRun]:
+        """Other runs only `evaluate` reads (by name; the engine hands their parameters in as
+        `EvalOptions.frozen`): none unless a family says so."""
+        return {}
