@@ -366,13 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     _setup_jax(args)
     from jaxgen.data import DatasetNotPreparedError
     from jaxgen.train import CheckpointError
+    from jaxgen.train.lock import RunLockedError
     from jaxgen.train.objectives import CapabilityError
 
     expected = (ValueError, KeyError, FileNotFoundError, FileExistsError, FloatingPointError,
                 CheckpointError, DatasetNotPreparedError)
     try:
         args.run_command(args)
-    except CapabilityError as e:  # a command this run's family does not do: a usage error
+    except (CapabilityError, RunLockedError) as e:  # a usage error: the wrong run or command
         if args.debug:
             raise
         print(f"error: {e}", file=sys.stderr)

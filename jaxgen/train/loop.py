@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxgen import data, parallel, viz
-from jaxgen.train import families, run
+from jaxgen.train import families, lock, run
 from jaxgen.train.checkpoint import Checkpointer, with_shardings
 from jaxgen.train.objectives import Sampler, UsesFrozenRuns, supports
 from jaxgen.train.state import TrainState, state_layout
@@ -104,9 +104,18 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
     (which runs to `config.steps`); calling again continues the same run.
     """
     workdir = Path(workdir)
-    is_main = jax.process_index() == 0
     mesh = parallel.make_mesh(config.mesh.fsdp)
     parallel.check_batch_size(config.batch_size, mesh)
+    run_lock = lock.take(workdir)  # one writer per run directory, before anything is written
+    try:
+        return _train(config, workdir, stop_at, mesh)
+    finally:
+        if run_lock is not None:
+            run_lock.release()
+
+
+def _train(config, workdir: Path, stop_at: int | None, mesh) -> TrainResult:
+    is_main = jax.process_index() == 0
     checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints)
     try:
         run.check_can_start(config, workdir, has_checkpoints=bool(checkpointer.steps()))

@@ -3,6 +3,7 @@ reading the frozen parts another run needs from it."""
 
 import json
 import logging
+import os
 from pathlib import Path
 
 import jax
@@ -88,9 +89,13 @@ class MetricsLog:
         return records
 
     def drop_after(self, step: int) -> None:
+        """Keeps the records up to `step`, rewriting the log atomically (a temporary file, then
+        a rename): a kill at any moment leaves the old log or the new one, never a part."""
         if self.enabled and self.path.exists():
             kept = [r for r in self.records() if r["step"] <= step]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            partial = self.path.with_name(self.path.name + ".tmp")
+            partial.write_text("".join(json.dumps(r) + "\n" for r in kept))
+            os.replace(partial, self.path)
 
     def append(self, record: dict) -> None:
         if self.enabled:
