@@ -120,6 +120,12 @@ def _fid(args) -> dict:
                         batch=args.batch, seed=args.seed, options=options, weights=args.weights)
 
 
+def _clip_score(args) -> dict:
+    from jaxgen import commands
+
+    return commands.clip_score(args.files, args.clip)
+
+
 def _arith(args) -> None:
     from jaxgen import commands
 
@@ -325,6 +331,21 @@ def _parser() -> argparse.ArgumentParser:
     _sampler_options(fid.add_argument_group("diffusion runs with --run (defaults: the run's "
                                              "config `sample`)"))
     fid.set_defaults(run_command=_fid)
+
+    clip = sub.add_parser(
+        "clip-score", help="CLIP score of generated images against their prompts",
+        description="100 * max(cos, 0) of each image's and its prompt's embeddings by a "
+        "transformers CLIPModel, averaged (Hessel et al. 2021; torchmetrics' CLIPScore, whose "
+        "default model is openai/clip-vit-large-patch14: `huggingface-cli download "
+        "openai/clip-vit-large-patch14 --local-dir DIR`). Prompts are cut to 77 tokens as "
+        "torchmetrics cuts them. A latent diffusion run's own eval reports the CLIP score by "
+        "its CLIP run instead.")
+    clip.add_argument("files", nargs="+", metavar="FILE",
+                      help=".npz with `images` and `prompts`, as `generate` writes")
+    clip.add_argument("--clip", required=True, metavar="DIR",
+                      help="a transformers CLIPModel folder (config.json, model.safetensors, "
+                      "vocab.json, merges.txt)")
+    clip.set_defaults(run_command=_clip_score)
 
     arith = sub.add_parser(
         "arith", help="latent arithmetic and a walk between class means",

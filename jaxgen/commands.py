@@ -259,3 +259,23 @@ def fid(paths=(), *, workdir=None, ref=None, num: int = 50_000, batch: int = 250
         result = fid_lib.scores(first, second, seed=seed)
     print(json.dumps(result, indent=2))
     return result
+
+
+def clip_score(files, clip_dir) -> dict:
+    """The CLIP score (`jaxgen.metrics.clip_score`) of each file's images against their
+    prompts (an .npz with `images` uint8 and `prompts`, as `generate` writes), by the
+    transformers `CLIPModel` in `clip_dir`."""
+    from jaxgen.eval.clip_pretrained import PretrainedCLIP
+
+    clip = PretrainedCLIP.from_pretrained(clip_dir)
+    result = {}
+    for path in files:
+        with np.load(path) as stored:
+            if "images" not in stored.files or "prompts" not in stored.files:
+                raise ValueError(f"{path}: has {sorted(stored.files)}; clip-score takes the "
+                                 "`images` and `prompts` that `generate` writes")
+            images, prompts = stored["images"], [str(p) for p in stored["prompts"]]
+        result[str(path)] = {"clip_score": clip.score(images, prompts),
+                             "num_images": len(images)}
+    print(json.dumps(result, indent=2))
+    return result

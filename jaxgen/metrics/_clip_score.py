@@ -1,6 +1,8 @@
-"""CLIP score (Hessel et al. 2021, "CLIPScore", eq. 1 with w = 100 as torchmetrics' `CLIPScore`):
-how well images match their prompts by a CLIP model's embeddings, 100 * max(cos(image, text), 0)
-averaged over the pairs. The embeddings are the caller's (any CLIP image and text towers)."""
+"""CLIP score (Hessel et al. 2021, "CLIPScore", eq. 1 with w = 100 as torchmetrics uses): how
+well images match their prompts by a CLIP model's embeddings, 100 * max(cos(image, text), 0)
+averaged over the pairs. torchmetrics' `CLIPScore` clips the mean instead of each pair; the two
+agree whenever no pair's cosine is negative (as with real images and a real CLIP). The
+embeddings are the caller's (any CLIP image and text towers)."""
 
 import jax.numpy as jnp
 

@@ -35,6 +35,14 @@ class EncoderLayer(nnx.Module):
         return x + self.fc2(ACTIVATIONS[self.activation](self.fc1(self.norm2(x))))
 
 
+def encoder_layers(hidden_size, intermediate_size, num_layers, num_heads, hidden_act,
+                   layer_norm_eps, *, dtype, rngs) -> nnx.List:
+    """The pre-LN transformer blocks of CLIP's text and image towers."""
+    return nnx.List([EncoderLayer(hidden_size, intermediate_size, num_heads, hidden_act,
+                                  layer_norm_eps, dtype=dtype, rngs=rngs)
+                     for _ in range(num_layers)])
+
+
 class CLIPTextModel(nnx.Module):
     """Args are transformers' `CLIPTextConfig` fields of the same names."""
 
@@ -50,10 +58,9 @@ class CLIPTextModel(nnx.Module):
         self.token_embedding = nnx.Embed(vocab_size, hidden_size, dtype=dtype, rngs=rngs)
         self.position_embedding = nnx.Embed(max_position_embeddings, hidden_size, dtype=dtype,
                                             rngs=rngs)
-        self.layers = nnx.List([
-            EncoderLayer(hidden_size, intermediate_size, num_attention_heads, hidden_act,
-                         layer_norm_eps, dtype=dtype, rngs=rngs)
-            for _ in range(num_hidden_layers)])
+        self.layers = encoder_layers(hidden_size, intermediate_size, num_hidden_layers,
+                                     num_attention_heads, hidden_act, layer_norm_eps,
+                                     dtype=dtype, rngs=rngs)
         self.final_norm = nnx.LayerNorm(hidden_size, epsilon=layer_norm_eps, dtype=dtype,
                                         rngs=rngs)
 
