@@ -42,5 +42,5 @@ def experiment(family: str, *, data: dict, batch_size: int, steps: int, model: d
         "compute_dtype": "auto", "mesh": {"fsdp": 1, "min_fsdp_size": 2**14}, "resume": True,
         "log_every": log_every, "sample_every": sample_every,
         "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints,
-        "eval": eval,
+        "checkpoint_async": True, "eval": eval,
     })

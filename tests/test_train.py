@@ -154,16 +154,16 @@ def _start(workdir, *overrides):
 RESUME = ("steps=300", "checkpoint_every=50", "log_every=25")
 
 
-def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny_config):
-    reference = train(tiny_config(*RESUME), tmp_path / "reference")
-    process = _start(tmp_path / "killed", *RESUME)
-    _wait_for_checkpoint(tmp_path / "killed", process, at_least=100)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert process.returncode == -signal.SIGKILL
-    interrupted_at = Checkpointer(tmp_path / "killed" / "checkpoints").latest_step()
-    assert interrupted_at < 300  # it really was cut short
-    resumed = train(tiny_config(*RESUME), tmp_path / "killed")
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """RESUME trained without interruption (checkpoints saved asynchronously, the default)."""
+    workdir = tmp_path_factory.mktemp("reference")
+    return workdir, train(helpers.tiny_config(*RESUME), workdir)
+
+
+def _assert_resumes_bit_identically(workdir, reference_run):
+    reference_dir, reference = reference_run
+    resumed = train(helpers.tiny_config(*RESUME), workdir)
     assert int(resumed.state.step) == 300
     for a, b in zip(jax.tree.leaves(jax.device_get(reference.state)),
                     jax.tree.leaves(jax.device_get(resumed.state)), strict=True):
@@ -173,7 +173,59 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, tiny_config):
         lines = (workdir / "metrics.jsonl").read_text().splitlines()
         return [(r["step"], r["loss"]) for r in map(json.loads, lines)]
 
-    assert losses(tmp_path / "killed") == losses(tmp_path / "reference")
+    assert losses(workdir) == losses(reference_dir)
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path, reference_run):
+    process = _start(tmp_path, *RESUME)
+    _wait_for_checkpoint(tmp_path, process, at_least=100)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    interrupted_at = Checkpointer(tmp_path / "checkpoints").latest_step()
+    assert interrupted_at < 300  # it really was cut short
+    _assert_resumes_bit_identically(tmp_path, reference_run)
+
+
+def test_sigkill_during_an_async_save_then_resume_is_bit_identical(tmp_path, reference_run):
+    """Killed while the save of step 100 is still being written: that step is not a checkpoint
+    (Orbax's temporary directory is left, unfinished), the run resumes from step 50, and it
+    ends bit for bit where the uninterrupted run ended."""
+    process = _start(tmp_path, *RESUME)
+    in_flight = tmp_path / "checkpoints" / "100.orbax-checkpoint-tmp"
+    deadline = time.time() + 120
+    while not in_flight.exists():
+        assert process.poll() is None and time.time() < deadline, process.communicate()
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert in_flight.exists() and not (tmp_path / "checkpoints" / "100").exists()
+    assert Checkpointer(tmp_path / "checkpoints").steps() == [50]
+    _assert_resumes_bit_identically(tmp_path, reference_run)
+
+
+def test_a_failed_save_ends_the_run_and_keeps_the_previous_checkpoint(tmp_path, tiny_config,
+                                                                      monkeypatch):
+    """A disk that fills up at the second save: one CheckpointError that says so, and the
+    first checkpoint restores and the run continues from it."""
+    import orbax.checkpoint as ocp
+
+    from jaxgen.train import CheckpointError
+
+    save = ocp.CheckpointManager.save
+
+    def full_disk(manager, step, *args, **kwargs):
+        if step == 20:
+            raise OSError(28, "No space left on device")
+        return save(manager, step, *args, **kwargs)
+
+    monkeypatch.setattr(ocp.CheckpointManager, "save", full_disk)
+    with pytest.raises(CheckpointError, match=r"saving the checkpoint of step 20 .* failed "
+                       r"\(OSError: \[Errno 28\] No space left on device\).*step 10\) is intact"):
+        train(tiny_config("steps=30"), tmp_path)
+    monkeypatch.undo()
+    assert Checkpointer(tmp_path / "checkpoints").steps() == [10]
+    assert int(train(tiny_config("steps=30"), tmp_path).state.step) == 30
 
 
 def test_sigterm_saves_a_checkpoint_before_exiting(tmp_path):

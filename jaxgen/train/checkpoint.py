@@ -1,11 +1,18 @@
 """Orbax checkpoints of a run: train state, each process's data position, and the config.
 
 Saves are atomic (Orbax writes to a temporary directory and renames it when complete), so a
-run killed mid-save leaves the previous checkpoints intact. Restoring walks back from the latest
-step and skips, with a warning, any checkpoint that fails to load; those are moved, not deleted,
-to a sibling `checkpoints_damaged/` directory so the run can save those steps again.
+run killed mid-save leaves the previous checkpoints intact. With `async_save` (training's
+default, `checkpoint_async`), `save` returns once the state is copied off the devices and the
+files are written in the background while training goes on; a step counts (is listed and
+restored) only once finalised, the next save or `close` waits for the one in flight, and an
+error of a save in flight surfaces there as a `CheckpointError`.
+
+Restoring walks back from the latest step and skips, with a warning, any checkpoint that fails
+to load; those are moved, not deleted, to a sibling `checkpoints_damaged/` directory so the run
+can save those steps again.
 """
 
+import contextlib
 import json
 import logging
 import time
@@ -34,10 +41,11 @@ def with_shardings(abstract_state: Any, shardings: Any) -> Any:
 
 
 class Checkpointer:
-    def __init__(self, directory: str | Path, max_to_keep: int = 3):
+    def __init__(self, directory: str | Path, max_to_keep: int = 3, async_save: bool = False):
         self.directory = Path(directory).absolute()
+        self.async_save = async_save
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False
+            max_to_keep=max_to_keep, create=True, enable_async_checkpointing=async_save
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
@@ -53,8 +61,28 @@ class Checkpointer:
             items["data"] = grain.checkpoint.CheckpointSave(data_iterator)
         if config is not None:
             items["config"] = ocp.args.JsonSave(json.loads(config.to_json()))
-        self._manager.save(step, args=ocp.args.Composite(**items), force=True)
-        self._manager.wait_until_finished()
+        with self._failures(f"saving the checkpoint of step {step}"):
+            self._manager.save(step, args=ocp.args.Composite(**items), force=True)
+            if not self.async_save:
+                self._manager.wait_until_finished()
+
+    @contextlib.contextmanager
+    def _failures(self, what: str):
+        """A failed write (disk full, permission lost), here or of a save in flight, as one
+        CheckpointError; the finalised checkpoints before it stay restorable."""
+        try:
+            yield
+        except Exception as e:
+            latest = self._manager.latest_step()
+            raise CheckpointError(
+                f"{what} in {self.directory} failed ({type(e).__name__}: {e}); training "
+                f"stopped. The newest finished checkpoint (step {latest}) is intact: free space "
+                "or fix the permission, then train again to resume from it.") from e
+
+    def wait(self) -> None:
+        """Returns once the save in flight (if any) is finalised."""
+        with self._failures("finishing the last checkpoint"):
+            self._manager.wait_until_finished()
 
     def restore(self, target: Any, data_iterator=None, step: int | None = None,
                 set_aside_damaged: bool = True) -> Any:
@@ -107,4 +135,8 @@ class Checkpointer:
         self._manager.reload()
 
     def close(self) -> None:
-        self._manager.close()
+        """Waits for the save in flight (Ctrl-C, SIGTERM and errors included), then closes."""
+        try:
+            self.wait()
+        finally:
+            self._manager.close()

@@ -116,7 +116,8 @@ def train(config, workdir: str | Path, stop_at: int | None = None) -> TrainResul
 
 def _train(config, workdir: Path, stop_at: int | None, mesh) -> TrainResult:
     is_main = jax.process_index() == 0
-    checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints)
+    checkpointer = Checkpointer(workdir / "checkpoints", config.keep_checkpoints,
+                                async_save=config.get("checkpoint_async", True))
     try:
         run.check_can_start(config, workdir, has_checkpoints=bool(checkpointer.steps()))
         info, data_iter = data.train_iterator(
@@ -215,6 +216,7 @@ def _check_finite(window: list[dict], first_step: int, checkpointer: Checkpointe
                if k.endswith(GUARDED_SUFFIXES) and not math.isfinite(float(v))}
         if bad:
             step = first_step + offset + 1
+            checkpointer.wait()  # a save in flight holds a finite state: let it finish
             kept = checkpointer.latest_step()
             where = (f"the last good checkpoint (step {kept}) is kept in {checkpointer.directory}"
                      if kept is not None else "no checkpoint had been saved yet")

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 # Config keys that may change between the calls of one run: they change how the run is
 # watched or where data is read from, not what it computes.
 RESUMABLE_CHANGES = ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
-                     "resume", "eval.", "data.num_threads", "data.data_dir", "data.download")
+                     "checkpoint_async", "resume", "eval.", "data.num_threads",
+                     "data.data_dir", "data.download")
 
 
 class ConfigMismatchError(ValueError):
