@@ -1,4 +1,4 @@
-"""python -m benchmarks sample|train|all|scale|layers|peak|table
+"""python -m benchmarks sample|train|all|scale|layers|fid|peak|table
 
 Times jaxgen's models on random inputs of their configs' shapes (no dataset, no download):
 compile time apart, then the median (and min-max) of repeated steady-state calls, each ended by
@@ -10,7 +10,9 @@ network, the same as `--model unet-cifar10`) timed in the same run, with the jax
 ratio per row; `--model sd15` is Stable Diffusion 1.5's U-Net (random weights) sampling at
 `--size` pixels, beside diffusers' UNet2DConditionModel the same way. `layers` times each
 convolution of a diffusion U-Net alone (forward, input gradient, kernel gradient), with
-`--torch` beside PyTorch's on the same shapes.
+`--torch` beside PyTorch's on the same shapes. `fid` times FID's parts (Inception-v3
+featurisation, the statistics' update per batch, the Frechet distance) and derives from them
+the cost of a 50,000-sample FID.
 
     python -m benchmarks sample --model unet-cifar10 --batch 256 --steps 50 --sampler ddim \\
         --dtype bf16 --torch eager,compile --out benchmarks/results/h100.json
@@ -20,6 +22,7 @@ convolution of a diffusion U-Net alone (forward, input gradient, kernel gradient
     python -m benchmarks scale --model unet-mnist --task sample --batches 8,16,32 \\
         --device-counts 1,2,4,8
     python -m benchmarks layers --model unet-cifar10 --batch 4 --torch
+    python -m benchmarks fid --batch 256 --size 32 --dtype bf16 --metric-samples 10000
     python -m benchmarks table benchmarks/results/cpu.json
 """
 
@@ -94,6 +97,28 @@ def _parser() -> argparse.ArgumentParser:
     layers.add_argument("--torch", action="store_true",
                         help="also time each shape in PyTorch eager (needs torch)")
     layers.add_argument("--out", help="append the rows to this results JSON (one per device)")
+    fid = sub.add_parser(
+        "fid", help="FID's cost: Inception featurisation (images/s), statistics, distance",
+        description="pytorch-fid's Inception-v3 (random weights) featurising uint8 images "
+        "[batch, size, size, 3] (the resize to 299 x 299 included) sharded over the devices: "
+        "images/s, FLOPs per image, MFU; the time of a FeatureStatistics.update per batch and "
+        "of frechet_distance at D = 2048 (host, float64); and, derived from those rows, the "
+        "cost of a --num-sample FID on this device.")
+    fid.add_argument("--batch", type=int, required=True, help="global batch of images")
+    fid.add_argument("--size", type=int, default=32,
+                     help="image height and width before the resize to 299 (32: CIFAR-10)")
+    fid.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32",
+                     help="the network's compute dtype (weights stay fp32)")
+    fid.add_argument("--devices", type=int, help="shard over the first N devices (all)")
+    fid.add_argument("--repeats", type=int, default=5, help="timed repeats (median reported)")
+    fid.add_argument("--num", type=int, default=50_000,
+                     help="samples of the FID whose cost is estimated (50000)")
+    fid.add_argument("--metric-samples", type=int, default=0, metavar="N",
+                     help="also time KID (100 subsets of 1000) and precision/recall (k=3) "
+                     "between two sets of N x 2048 random features (e.g. 10000; 0: skip)")
+    fid.add_argument("--no-peak", action="store_true",
+                     help="skip the measured matmul peak (MFU against the datasheet only)")
+    fid.add_argument("--out", help="append the rows to this results JSON (one per device)")
     peak = sub.add_parser("peak", help="the measured large-matmul FLOP/s of device 0")
     peak.add_argument("--dtype", choices=("fp32", "bf16"), default="bf16")
     peak.add_argument("--size", type=int, help="matrix side (8192; 1024 on CPU)")
@@ -248,6 +273,18 @@ def _layers(args, argv) -> int:
     return 0
 
 
+def _fid(args, argv) -> int:
+    from benchmarks import fid_bench, harness, report
+
+    rows = fid_bench.fid_rows(args.batch, args.size, args.dtype, args.devices, args.repeats,
+                              args.num, args.metric_samples)
+    _mfu(rows, args)
+    if args.out:
+        report.add_rows(args.out, harness.environment(argv), rows)
+    print(report.fid_markdown(rows), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
@@ -281,6 +318,8 @@ def _run(args, argv) -> int:
         return 0
     if args.command == "layers":
         return _layers(args, argv)
+    if args.command == "fid":
+        return _fid(args, argv)
     if args.command == "scale":
         tasks = [args.task]
         batches = [int(b) for b in args.batches.split(",")]

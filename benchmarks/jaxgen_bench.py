@@ -55,7 +55,8 @@ def load_config(model: str | None, config_path: str | None, overrides: list[str]
     return config
 
 
-def _mesh(devices: int | None):
+def device_mesh(devices: int | None):
+    """A data-parallel mesh over the first `devices` devices (all of them when None)."""
     available = jax.devices()
     devices = devices or len(available)
     if not 1 <= devices <= len(available):
@@ -89,7 +90,7 @@ def bench_sample(config, batch: int, *, sampler: str | None = None, steps: int |
                  repeats: int = 5) -> dict:
     """Images/s of the model's sampler at global batch `batch` (a diffusion model: `steps` of
     `sampler`, classifier-free guidance if `guidance` is set; VAE/GAN: one decoder pass)."""
-    mesh = _mesh(devices)
+    mesh = device_mesh(devices)
     parallel.check_batch_size(batch, mesh)
     objective, params = _objective_and_params(config.to_json())
     key = jax.random.PRNGKey(0)
@@ -172,7 +173,7 @@ def bench_train(config, batch: int, *, devices: int | None = None, repeats: int 
                 calls: int = 5) -> dict:
     """Steps/s and examples/s of the engine's jitted, sharded train step at global batch
     `batch` (random images and labels), the optimizer update and EMA included."""
-    mesh = _mesh(devices)
+    mesh = device_mesh(devices)
     parallel.check_batch_size(batch, mesh)
     config.batch_size = batch
     objective = make_objective(config)

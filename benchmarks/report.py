@@ -95,6 +95,60 @@ def markdown(rows: list[dict], title: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The rows of `python -m benchmarks fid`, in the order it writes them: its own table.
+FID_TASKS = ("fid-features", "fid-update", "fid-distance", "fid-estimate", "kid",
+             "precision-recall")
+
+
+def _fid_measurement(row: dict) -> str:
+    task, dim = row["task"], row.get("dim")
+    if task == "fid-features":
+        return f"featurise {row['height']}x{row['height']} uint8 (resize to 299, Inception-v3)"
+    if task == "fid-update":
+        return f"FeatureStatistics.update, [{row['batch']}, {dim}]"
+    if task == "fid-distance":
+        return f"frechet_distance, D = {dim} (host, float64)"
+    if task == "kid":
+        return (f"KID, {row['subsets']} subsets of {row['subset_size']}, {row['samples']} x "
+                f"{dim} each")
+    if task == "precision-recall":
+        return f"precision/recall, k = {row['k']}, {row['samples']} x {dim} each"
+    return (f"**FID of {row['num']:,} samples, derived** from the rows above: featurise + "
+            f"{row['batches']} updates + 1 distance")
+
+
+def fid_markdown(rows: list[dict]) -> str:
+    """FID's cost, one line per measurement of `python -m benchmarks fid`, each run closed by
+    its estimate of a whole FID, which adds the run's measured rows (seconds of each part)."""
+    head = ["measurement", "dtype", "batch", "dev", "compile s", "time s (min-max)",
+            "throughput / parts", "GFLOP/image", "TFLOP/s", "MFU datasheet", "MFU measured",
+            "memory MiB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        if row["task"] == "fid-estimate":
+            time = f"**{row['estimate_seconds']:.4g}**"
+            result = (f"{row['featurise_seconds']:.4g} + {row['statistics_seconds']:.4g} + "
+                      f"{row['distance_seconds']:.4g} s")
+        else:
+            time = (f"{row['seconds_median']:.4g} ({row['seconds_min']:.4g}-"
+                    f"{row['seconds_max']:.4g})")
+            result = _fmt(row.get("images_per_second"), ".4g") + (
+                " img/s" if row.get("images_per_second") else "")
+        features = row["task"] == "fid-features"
+        memory = row.get("device_peak_bytes") or row.get("compiled_bytes")
+        cells = [
+            _fid_measurement(row), row.get("dtype", ""), _fmt(row.get("batch"), "d"),
+            _fmt(row.get("devices"), "d"), _fmt(row.get("compile_seconds"), ".1f"), time,
+            result, _fmt(row.get("flops_per_image") and row["flops_per_image"] / 1e9, ".4g"),
+            _fmt(row.get("flops_per_second") and row["flops_per_second"] / 1e12, ".3g"),
+            _fmt(row.get("mfu_datasheet"), ".1%", "n/a" if features else ""),
+            _fmt(row.get("mfu_measured"), ".1%", "n/a" if features else ""),
+            _fmt(memory and memory / 2**20, ".0f"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 _PARTS = ("forward", "input_grad", "kernel_grad")
 
 
@@ -152,11 +206,14 @@ def results_page(results: dict) -> str:
     """A results file as Markdown: its device, the table(s), and the commands that made the
     rows, with versions and dates."""
     rows = results["rows"]
-    steps = [row for row in rows if row["task"] != "layer"]
+    steps = [row for row in rows if row["task"] not in ("layer", *FID_TASKS)]
     layer_rows = [row for row in rows if row["task"] == "layer"]
+    fid_rows = [row for row in rows if row["task"] in FID_TASKS]
     lines = [f"# Benchmarks on {results['device']}", ""]
     if steps:
         lines.append(markdown(steps))
+    if fid_rows:
+        lines += ["FID's cost (`python -m benchmarks fid`):", "", fid_markdown(fid_rows)]
     runs: dict[tuple, list[dict]] = {}
     for row in layer_rows:  # one table per run: its sums add one network's layers
         env = row.get("environment", {})

@@ -3,7 +3,8 @@
 #     bash benchmarks/run.sh
 # jaxgen next to diffusers + PyTorch (eager and torch.compile, fp32 and bf16) on DDPM's CIFAR-10
 # U-Net, sampling (DDIM) and training; scaling with batch (and device count where there are
-# several); the other models. Rows go to benchmarks/results/<device>.json, the table to .md.
+# several); the other models; FID's cost. Rows go to benchmarks/results/<device>.json, the
+# table to .md.
 # On an accelerator: DDIM-50 at batch 256 (the target), train batch 128. On a CPU the
 # same programs at a small batch and few steps (env SAMPLE_BATCH, STEPS, TRAIN_BATCH, REPEATS
 # override either).
@@ -63,6 +64,15 @@ fi
 # `generate` at batch 64), and the latent diffusion train step.
 run sample --model ldm --batch 64 --steps 50 --guidance 4 --dtype "$DTYPE"
 run train --model ldm --batch "$TRAIN_BATCH" --dtype "$DTYPE" --calls 3
+# FID's cost: Inception-v3 featurising CIFAR-10-sized images (the resize to 299 included), the
+# statistics update per batch and the Frechet distance, and the estimate of a 50k-sample FID
+# derived from them; on an accelerator also KID and precision/recall on 10,000 features a set.
+if [ "$BACKEND" = cpu ]; then
+  run fid --batch 8 --size 32 --dtype fp32
+else
+  run fid --batch 256 --size 32 --dtype bf16 --metric-samples 10000
+  run fid --batch 256 --size 32 --dtype fp32
+fi
 for model in unet-mnist vae dcgan; do
   run all --model "$model" --batch "$TRAIN_BATCH" --dtype "$DTYPE" --calls 3
 done

@@ -124,6 +124,66 @@ def test_bad_requests_say_what_is_wrong(tmp_path, capsys):
         report.add_rows(results, {"device": "cpu"}, [])
 
 
+def test_fid_rows_time_its_parts_and_add_them_to_the_estimate(tmp_path, capsys):
+    """`fid`: featurisation on the 8 devices, one statistics update per batch, one distance,
+    and the estimate of a whole FID as exactly their sum."""
+    out = tmp_path / "cpu.json"
+    assert main(["fid", "--batch", "8", "--size", "32", "--repeats", "1", "--num", "1000",
+                 "--no-peak", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["task"] for r in rows] == ["fid-features", "fid-update", "fid-distance",
+                                         "fid-estimate"]
+    features, update, distance, estimate = rows
+    assert (features["devices"], features["height"], features["batch"]) == (8, 32, 8)
+    assert features["images_per_second"] == pytest.approx(8 / features["seconds_median"])
+    assert features["compile_seconds"] > 0 and features["compiled_bytes"] > 0
+    # torchvision's Inception-v3 (27,161,264) less its auxiliary head (3,326,696), plus the 8
+    # extra classes of TF's 1008-way fc (8 x 2049): pytorch-fid's network
+    assert features["parameters"] == 27_161_264 - 3_326_696 + 8 * 2049 == 23_850_960
+    # the network always runs at 299 x 299: 32-pixel inputs add only their resize
+    from flax import nnx
+
+    from benchmarks import fid_bench
+    from jaxgen.models.inception import FIDInceptionV3
+
+    network = nnx.eval_shape(lambda: FIDInceptionV3(rngs=nnx.Rngs(0)))
+    graphdef, abstract = nnx.split(network)
+    forward = harness.flops(lambda s, x: nnx.merge(graphdef, s).forward(x), abstract,
+                            jax.ShapeDtypeStruct((1, 299, 299, 3), jnp.float32))
+    assert features["flops_per_call"] == pytest.approx(8 * features["flops_per_image"])
+    assert forward < features["flops_per_image"] < 1.01 * forward
+    assert update["dim"] == distance["dim"] == fid_bench.FEATURES == 2048
+    assert update["batch"] == 8 and update["seconds_median"] > 0 < distance["seconds_median"]
+    assert estimate["derived"] and estimate["batches"] == 125  # ceil(1000 / 8)
+    assert estimate["featurise_seconds"] == pytest.approx(1000 / features["images_per_second"])
+    assert estimate["estimate_seconds"] == pytest.approx(
+        estimate["featurise_seconds"] + 125 * update["seconds_median"]
+        + distance["seconds_median"])
+    capsys.readouterr()
+    assert main(["table", str(out)]) == 0
+    page = capsys.readouterr().out
+    assert "**FID of 1,000 samples, derived**" in page and "| featurise 32x32 uint8" in page
+    assert page.count("\n| ") == 5  # the head and the four rows, no step table
+
+    # the optional metrics, at small sizes (their CLI defaults are KID's 100 subsets of 1000)
+    kid = fid_bench.bench_kid(64, repeats=1, subsets=2, subset_size=32)
+    recall = fid_bench.bench_precision_recall(64, repeats=1)
+    assert kid["seconds_median"] > 0 and (kid["subsets"], kid["subset_size"]) == (2, 32)
+    assert recall["seconds_median"] > 0 and recall["k"] == 3
+    assert "KID, 2 subsets of 32, 64 x 2048 each" in report.fid_markdown([kid, recall])
+
+
+def test_fid_bad_requests_say_what_is_wrong(capsys):
+    for argv, message in (
+            (["--batch", "12"], "not divisible by the 8 devices"),
+            (["--batch", "8", "--size", "0"], "--size must be a positive integer"),
+            (["--batch", "8", "--metric-samples", "500"], "subsets of 1000 samples"),
+            (["--batch", "8", "--devices", "9"], "this machine has 8")):
+        assert main(["fid", *argv]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
 def test_layers_lists_every_convolution_that_runs(tmp_path, capsys, monkeypatch):
     from flax import nnx
 
