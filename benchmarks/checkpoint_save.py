@@ -21,27 +21,8 @@ from pathlib import Path
 
 import jax
 
-from benchmarks.jaxgen_bench import device_mesh, load_config, parameter_count
-from jaxgen import parallel
-from jaxgen.train import families, make_objective
+from benchmarks.jaxgen_bench import load_config, parameter_count, train_setup
 from jaxgen.train.checkpoint import Checkpointer
-from jaxgen.train.loop import jit_train_step
-from jaxgen.train.state import state_layout
-
-
-def _setup(config, batch: int, devices: int | None):
-    mesh = device_mesh(devices)
-    parallel.check_batch_size(batch, mesh)
-    config.batch_size = batch
-    objective = make_objective(config)
-    key = jax.random.PRNGKey(0)
-    abstract, shardings = state_layout(objective, mesh, config.mesh.min_fsdp_size)
-    state = jax.jit(objective.init_state, out_shardings=shardings)(key)
-    images = jax.random.uniform(key, (batch, *families.image_shape(config)), minval=-1.0)
-    labels = jax.numpy.zeros((batch,), jax.numpy.int32)
-    step = jit_train_step(objective, mesh, shardings)
-    train_batch = parallel.shard_batch({"image": images, "label": labels}, mesh)
-    return step, state, train_batch, parameter_count(abstract.params)
 
 
 def _state_bytes(state) -> int:
@@ -50,7 +31,8 @@ def _state_bytes(state) -> int:
 
 def measure(config, batch: int, *, async_save: bool, steps: int = 3, saves: int = 2,
             after: int = 2, devices: int | None = None) -> dict:
-    step, state, train_batch, parameters = _setup(config, batch, devices)
+    _, _, abstract, state, _, train_batch, step = train_setup(config, batch, devices)
+    parameters = parameter_count(abstract.params)
 
     def run_step(state):
         state, metrics = step(state, train_batch)

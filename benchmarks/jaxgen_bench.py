@@ -169,10 +169,9 @@ def _ldm_sample(objective, params, config, batch, data, key, sampler, steps, gui
                         {"sampler": sampler, "steps": steps})}
 
 
-def bench_train(config, batch: int, *, devices: int | None = None, repeats: int = 5,
-                calls: int = 5) -> dict:
-    """Steps/s and examples/s of the engine's jitted, sharded train step at global batch
-    `batch` (random images and labels), the optimizer update and EMA included."""
+def train_setup(config, batch: int, devices: int | None = None):
+    """(objective, mesh, abstract state, state, host batch, sharded batch, jitted step) of
+    the engine's train step at global batch `batch`, on random images, labels and tokens."""
     mesh = device_mesh(devices)
     parallel.check_batch_size(batch, mesh)
     config.batch_size = batch
@@ -187,7 +186,17 @@ def bench_train(config, batch: int, *, devices: int | None = None, repeats: int 
         host_batch["text"] = jax.random.randint(key, (batch, config.data.text_length), 0,
                                                 text.VOCAB_SIZE, jnp.int32)
     train_batch = parallel.shard_batch(host_batch, mesh)
-    step = jit_train_step(objective, mesh, shardings)
+    return (objective, mesh, abstract, state, host_batch, train_batch,
+            jit_train_step(objective, mesh, shardings))
+
+
+def bench_train(config, batch: int, *, devices: int | None = None, repeats: int = 5,
+                calls: int = 5) -> dict:
+    """Steps/s and examples/s of the engine's jitted, sharded train step at global batch
+    `batch` (random images and labels), the optimizer update and EMA included."""
+    objective, mesh, abstract, state, host_batch, train_batch, step = train_setup(
+        config, batch, devices)
+    key = jax.random.PRNGKey(0)
     compiled, compile_s = harness.compile_timed(step, state, train_batch)
     step_flops = harness.flops(objective.step, abstract,
                                {k: jax.ShapeDtypeStruct(v.shape, v.dtype)

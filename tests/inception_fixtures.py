@@ -128,8 +128,6 @@ def _import_pytorch_fid():
     """pytorch-fid's modules. torchvision wheels built for another torch variant (a CUDA build
     beside a CPU torch) fail to load their native ops and then to register two of them at
     import; FID's network needs none of those ops, so their schemas are declared first."""
-    import torch
-
     try:
         import torchvision  # noqa: F401
     except RuntimeError as error:
@@ -137,10 +135,12 @@ def _import_pytorch_fid():
             raise
         import sys
 
+        from torch import library as torch_ops
+
         for name in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
             del sys.modules[name]
         global _TORCHVISION_SCHEMAS
-        _TORCHVISION_SCHEMAS = torch.library.Library("torchvision", "DEF")
+        _TORCHVISION_SCHEMAS = torch_ops.Library("torchvision", "DEF")
         for op in ("nms", "qnms"):
             _TORCHVISION_SCHEMAS.define(f"{op}(Tensor dets, Tensor scores, float iou_threshold)"
                                         " -> Tensor")

@@ -381,3 +381,19 @@ def test_sd15_reference_is_the_same_network():
     ours = sd15.forward_flops_jaxgen(kwargs, 2)
     theirs = sd15.forward_flops_torch(reference, 512, 2)
     assert 0.97 < ours / theirs < 1.0, (ours, theirs)  # the padding, as for CIFAR-10's
+
+
+def test_checkpoint_save_cost_rows(tmp_path):
+    """`python -m benchmarks.checkpoint_save`: a sync and an async row on the same state, each
+    save finished (the wait included) before its cost is taken."""
+    from benchmarks import checkpoint_save
+
+    rows = checkpoint_save.main(["--model", "unet-mnist", "--batch", "8", "--steps", "1",
+                                 "--saves", "1", "--after", "1", "--out",
+                                 str(tmp_path / "rows.json")])
+    assert [row["mode"] for row in rows] == ["sync", "async"]
+    assert rows[0]["state_bytes"] == rows[1]["state_bytes"] > 4 * rows[0]["parameters"]
+    for row in rows:
+        assert row["blocking_seconds"] > 0 and row["step_seconds"] > 0
+        assert len(row["save_costs"]) == 1
+    assert json.loads((tmp_path / "rows.json").read_text()) == rows
