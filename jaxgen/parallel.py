@@ -7,6 +7,7 @@ gathers it where a layer needs it. Steps are jitted with these shardings; this i
 compiles to in current JAX, without its restrictions.
 """
 
+import collections
 import dataclasses
 import math
 from typing import Any
@@ -95,6 +96,34 @@ def shard_batch(local_batch: Any, mesh: Mesh) -> Any:
         return jax.make_array_from_process_local_data(sharding, x, global_shape)
 
     return jax.tree.map(to_global, local_batch)
+
+
+class DispatchWindow:
+    """Keeps the host at most `depth` dispatched programs ahead of the devices.
+
+    JAX dispatches asynchronously, so a loop of jitted steps can queue many programs before the
+    first one runs. On XLA:CPU that queue is unsafe for programs with collectives: each device
+    admits 32 programs in flight, and the launch of a 33rd blocks the worker thread it runs on
+    until the oldest finishes. The client has max(cores, devices) worker threads, so with 8
+    devices on a small machine the oldest step's all-reduce, which needs 8 threads at once,
+    finds 7: its rendezvous never completes, and XLA aborts ("only 7 of them arrived") or hangs.
+    How deep the queue grows depends on how fast the devices drain it, so a busy machine reaches
+    the limit where an idle one does not (`tests/xla_cpu_deadlock.py` reproduces it). A few
+    programs ahead keep an accelerator as busy as thirty do.
+    """
+
+    def __init__(self, depth: int = 8):
+        if depth < 1:
+            raise ValueError(f"a dispatch window holds at least one program, not {depth}")
+        self.depth = depth
+        self._in_flight = collections.deque()
+
+    def push(self, output: Any) -> None:
+        """Records `output` (any result of a dispatched program); when more than `depth` are in
+        flight, waits for the oldest."""
+        self._in_flight.append(output)
+        while len(self._in_flight) > self.depth:
+            jax.block_until_ready(self._in_flight.popleft())
 
 
 def fsdp_spec(shape: tuple[int, ...], fsdp_size: int, min_size: int) -> P:

@@ -43,3 +43,20 @@ def test_fsdp_training_matches_replicated(tmp_path, tiny_config):
     diff = helpers.max_abs_diff(jax.device_get(replicated.state.params),
                                 jax.device_get(sharded.state.params))
     assert diff < 1e-5, diff
+
+
+def test_dispatch_window_keeps_the_queue_short():
+    """100 all-reduce steps queued behind an unfinished input deadlock XLA:CPU without a window
+    (`python -m tests.xla_cpu_deadlock` shows it); through the training loop's window of 8 they
+    finish, and the host never runs more than `depth` programs ahead."""
+    from tests import xla_cpu_deadlock
+
+    xla_cpu_deadlock._queue(window_depth=8, slow_iterations=1_000_000)
+
+    window = parallel.DispatchWindow(2)
+    outputs = [jax.jit(lambda x: x + 1)(np.float32(i)) for i in range(5)]
+    for output in outputs:
+        window.push(output)
+    assert len(window._in_flight) == 2
+    with pytest.raises(ValueError, match="at least one program"):
+        parallel.DispatchWindow(0)

@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 # before the update) but poisons the parameters it produces.
 GUARDED_SUFFIXES = ("loss", "grad_norm")
 
+# Steps dispatched ahead of the devices: enough to hide dispatch, and far below the depth at
+# which XLA:CPU's collectives can deadlock (`parallel.DispatchWindow`).
+MAX_STEPS_AHEAD = 8
+
 
 class NonFiniteLossError(FloatingPointError):
     pass
@@ -169,11 +173,13 @@ def _loop(config, workdir, objective, mesh, shardings, state, data_iter, checkpo
             compile_seconds = time.perf_counter() - t0
             log.info("Compiled the train step in %.1f s.", compile_seconds)
         pending, window_start, timed_steps, timed_seconds = [], time.perf_counter(), 0, 0.0
+        in_flight = parallel.DispatchWindow(MAX_STEPS_AHEAD)
         for step in range(start, total):
             if step > start:
                 batch = parallel.shard_batch(next(data_iter), mesh)
             state, metrics = step_fn(state, batch)
             pending.append(metrics)
+            in_flight.push(metrics)
             done = step + 1
             checkpoint_now = done % config.checkpoint_every == 0 or done == total
             log_now = done % config.log_every == 0 or checkpoint_now
