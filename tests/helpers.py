@@ -1,6 +1,7 @@
 """Small configs and subprocess helpers shared by the tests."""
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -85,7 +86,9 @@ def run_cli(args: list[str], devices: int = 8, **kwargs) -> subprocess.Completed
 
 def cli_env(devices: int) -> dict:
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "",
+                   os.environ.get("XLA_FLAGS", ""))  # the tests' other flags carry over
+    env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
     env["JAXGEN_COMPILATION_CACHE"] = ""
     return env
 

@@ -383,6 +383,7 @@ def test_sd15_reference_is_the_same_network():
     assert 0.97 < ours / theirs < 1.0, (ours, theirs)  # the padding, as for CIFAR-10's
 
 
+@pytest.mark.slow  # 75 s: compiles and saves the MNIST U-Net's state twice (sync, async)
 def test_checkpoint_save_cost_rows(tmp_path):
     """`python -m benchmarks.checkpoint_save`: a sync and an async row on the same state, each
     save finished (the wait included) before its cost is taken."""

@@ -19,6 +19,7 @@ def expected():
         return {name: saved[name] for name in saved.files}
 
 
+@pytest.mark.slow  # 2.5 min: trains and evaluates every family; run it before a refactor lands
 def test_every_family_computes_what_it_did(computed, expected):
     same_machine = str(expected.pop("machine")) == fingerprints.machine()
     assert sorted(computed) == sorted(expected)

@@ -7,6 +7,8 @@ bit for bit.
 
 import json
 
+import pytest
+
 from tests import helpers
 
 STEPS = ("steps=20", "checkpoint_every=10", "log_every=5")
@@ -15,6 +17,7 @@ HOSTS = (*STEPS, "mesh.fsdp=2", "mesh.min_fsdp_size=0", "sample_every=10")
 TOLERANCE = 2e-5
 
 
+@pytest.mark.slow  # 1 min: four training processes (two hosts, then one, with 8 and 1 devices)
 def test_two_processes_match_one_process_and_one_device(tmp_path):
     helpers.run_processes(tmp_path / "2x4", *HOSTS)
     for name, devices in [("1x8", 8), ("1x1", 1)]:
