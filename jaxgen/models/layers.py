@@ -125,8 +125,9 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides: tuple[int,
 
 class ConvTranspose(nnx.ConvTranspose):
     """`nnx.ConvTranspose` that computes strided 2-D "SAME" transposes in sub-pixel form where
-    that is faster. `impl`: "auto" (sub-pixel on CPU, native elsewhere), "subpixel" or
-    "native". Parameters, initialisers and results are those of `nnx.ConvTranspose`."""
+    that is faster. `impl`: "auto" (sub-pixel in programs lowered for the CPU, native in those
+    for an accelerator: `jax.lax.platform_dependent`), "subpixel" or "native". Parameters,
+    initialisers and results are those of `nnx.ConvTranspose`."""
 
     def __init__(self, *args, impl: str = "auto", **kwargs):
         if impl not in ("auto", "subpixel", "native"):
@@ -135,17 +136,20 @@ class ConvTranspose(nnx.ConvTranspose):
         self.impl = impl
 
     def _subpixel_applies(self, inputs: jax.Array) -> bool:
-        impl = self.impl
-        if impl == "auto":
-            impl = "subpixel" if jax.default_backend() == "cpu" else "native"
         dilation = self.kernel_dilation
-        return (impl == "subpixel" and inputs.ndim == 4 and len(self.kernel_size) == 2
+        return (self.impl != "native" and inputs.ndim == 4 and len(self.kernel_size) == 2
                 and self.padding == "SAME" and not self.transpose_kernel and self.mask is None
                 and dilation in (None, 1, (1, 1)))
 
     def __call__(self, inputs: jax.Array) -> jax.Array:
         if not self._subpixel_applies(inputs):
             return super().__call__(inputs)
+        if self.impl == "auto":  # chosen per lowering platform, not by the host's backend
+            return jax.lax.platform_dependent(inputs, cpu=self._subpixel,
+                                              default=super().__call__)
+        return self._subpixel(inputs)
+
+    def _subpixel(self, inputs: jax.Array) -> jax.Array:
         strides = self.strides if isinstance(self.strides, tuple | list) else (self.strides,) * 2
         bias = self.bias[...] if self.bias is not None else None
         inputs, kernel, bias = self.promote_dtype(

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
-from jaxgen import parallel
+from jaxgen import parallel, platforms
 
 
 class TrainState(struct.PyTreeNode):
@@ -127,7 +127,8 @@ def apply_gradients(tx: optax.GradientTransformation, params: Any, opt_state: An
 
 
 def compute_dtype(name: str):
-    """"auto": bfloat16 on GPU/TPU, float32 on CPU; else the named dtype."""
+    """"auto": bfloat16 when building for a GPU or TPU, float32 for a CPU (`platforms.current`,
+    the host's backend unless a program is being exported for another); else the named dtype."""
     if name == "auto":
-        return jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
+        return jnp.bfloat16 if platforms.is_accelerator() else jnp.float32
     return jnp.dtype(name)

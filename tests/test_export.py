@@ -1,0 +1,87 @@
+"""Every family's train step and sampler lower for the accelerators it is built for.
+
+Each accelerator config is exported with `jax.export` for CUDA and TPU from abstract inputs
+(`jax.ShapeDtypeStruct`, nothing allocated), over the 8 fake CPU devices with the shardings an
+8-chip host (v2-8, v5e-8, 8 GPUs) would get. An op or a sharding that cannot lower on either
+platform fails here. Choices made per platform are checked in the programs: the compute dtype
+"auto" is bfloat16 for an accelerator and float32 for the CPU, and a transposed convolution is
+XLA's own on an accelerator and the sub-pixel form on the CPU.
+"""
+
+import functools
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax.sharding import NamedSharding
+
+from jaxgen import config as config_lib
+from jaxgen import parallel, platforms
+from jaxgen.train import families
+from jaxgen.train.loop import jit_train_step
+from jaxgen.train.objectives import Sampler, supports
+from jaxgen.train.state import state_layout
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+ACCELERATOR_CONFIGS = ("vae_mnist", "dcgan_mnist", "diffusion_mnist", "diffusion_cifar10",
+                       "clip_mnist", "ldm_mnist")
+PLATFORMS = ("cuda", "tpu")
+
+
+def _abstract(tree, shardings):
+    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        tree, shardings)
+
+
+@functools.cache
+def _exports(name: str, targets: tuple[str, ...]):
+    """(train step, sampler or None) of `name`'s config, exported for the `targets` platforms
+    (one program for all of them: XLA resolves `platform_dependent` choices per platform; the
+    choices made when the model is built, the compute dtype, are those of `targets[0]`)."""
+    config = config_lib.load(EXPERIMENTS / f"{name}.py")
+    mesh = parallel.make_mesh(config.mesh.fsdp)
+    with platforms.target(targets[0]):
+        objective = families.make(config)
+        abstract, shardings = state_layout(objective, mesh, config.mesh.min_fsdp_size)
+        state = _abstract(abstract, shardings)
+        size, batch_sharding = config.batch_size, parallel.batch_sharding(mesh)
+        batch = {"image": jax.ShapeDtypeStruct((size, *families.image_shape(config)),
+                                               jnp.float32, sharding=batch_sharding),
+                 "label": jax.ShapeDtypeStruct((size,), jnp.int32, sharding=batch_sharding)}
+        if config.data.get("text_length"):
+            batch["text"] = jax.ShapeDtypeStruct((size, config.data.text_length), jnp.int32,
+                                                 sharding=batch_sharding)
+        step = jax.export.export(jit_train_step(objective, mesh, shardings),
+                                 platforms=targets)(state, batch)
+        sample = None
+        if supports(objective, Sampler):
+            sampler = jax.jit(objective.sample, static_argnums=2,
+                              out_shardings=parallel.replicated(mesh))
+            key = jax.ShapeDtypeStruct((2,), jnp.uint32,
+                                       sharding=NamedSharding(mesh, jax.sharding.PartitionSpec()))
+            sample = jax.export.export(sampler, platforms=targets)(
+                state.eval_params, key, mesh.size)
+    return step, sample
+
+
+@pytest.mark.parametrize("name", ACCELERATOR_CONFIGS)
+def test_train_step_and_sampler_lower_for_the_accelerators(name):
+    step, sample = _exports(name, PLATFORMS)
+    assert step.platforms == PLATFORMS and step.nr_devices == 8
+    assert "bf16" in step.mlir_module()  # compute_dtype "auto" is bfloat16 on an accelerator
+    if sample is not None:
+        assert sample.platforms == PLATFORMS and sample.nr_devices == 8
+
+
+@pytest.mark.parametrize("platform", [*PLATFORMS, "cpu"])
+def test_platform_choices_follow_the_target_not_the_host(platform):
+    """On this CPU host, a program exported for an accelerator computes in bfloat16 and uses
+    XLA's transposed convolution (an input dilated by the stride); one for the CPU computes in
+    float32 and uses the sub-pixel form (a stride-1 convolution and a pixel shuffle)."""
+    step, sample = _exports("dcgan_mnist", (platform,))
+    accelerator = platform != "cpu"
+    assert ("bf16" in step.mlir_module()) == accelerator
+    # The generator's forward pass (the sampler; in the train step a strided convolution's
+    # input gradient also dilates its input)
+    assert ("lhs_dilate = [2, 2]" in sample.mlir_module()) == accelerator
