@@ -32,8 +32,8 @@ def current() -> str:
     return device.platform
 
 
-def is_accelerator(platform: str | None = None) -> bool:
-    return (platform or current()) != "cpu"
+def is_accelerator() -> bool:
+    return current() != "cpu"
 
 
 @contextlib.contextmanager

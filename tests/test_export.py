@@ -19,6 +19,7 @@ from jax.sharding import NamedSharding
 from jaxgen import config as config_lib
 from jaxgen import parallel, platforms
 from jaxgen.train import families
+from jaxgen.train.checkpoint import with_shardings
 from jaxgen.train.loop import jit_train_step
 from jaxgen.train.objectives import Sampler, supports
 from jaxgen.train.state import state_layout
@@ -27,11 +28,6 @@ EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 ACCELERATOR_CONFIGS = ("vae_mnist", "dcgan_mnist", "diffusion_mnist", "diffusion_cifar10",
                        "clip_mnist", "ldm_mnist")
 PLATFORMS = ("cuda", "tpu")
-
-
-def _abstract(tree, shardings):
-    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-                        tree, shardings)
 
 
 @functools.cache
@@ -44,7 +40,7 @@ def _exports(name: str, targets: tuple[str, ...]):
     with platforms.target(targets[0]):
         objective = families.make(config)
         abstract, shardings = state_layout(objective, mesh, config.mesh.min_fsdp_size)
-        state = _abstract(abstract, shardings)
+        state = with_shardings(abstract, shardings)
         size, batch_sharding = config.batch_size, parallel.batch_sharding(mesh)
         batch = {"image": jax.ShapeDtypeStruct((size, *families.image_shape(config)),
                                                jnp.float32, sharding=batch_sharding),
