@@ -49,12 +49,13 @@ def state_handler() -> ocp.PyTreeCheckpointHandler:
     slice, and cutting them costs an op-by-op slice per array on the devices, compiled anew for
     each shape (about 3 s of an 8-device CPU save of a small model, most of it compiling)."""
     types = ocp.type_handlers
-    registry = types.create_type_handler_registry(
-        *[(t, types.get_type_handler(t)) for t in types.supported_types()])
     default = types.get_type_handler(jax.Array)
-    registry.add(jax.Array, types.ArrayHandler(
+    arrays = types.ArrayHandler(
         use_replica_parallel=jax.process_count() > 1,
-        array_metadata_store=getattr(default, "_array_metadata_store", None)), override=True)
+        array_metadata_store=getattr(default, "_array_metadata_store", None))
+    registry = types.create_type_handler_registry(
+        *[(t, arrays if t is jax.Array else types.get_type_handler(t))
+          for t in types.supported_types()])
     return ocp.PyTreeCheckpointHandler(type_handler_registry=registry)
 
 
