@@ -5,6 +5,7 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -207,3 +208,35 @@ def tiny_ldm_config(autoencoder_run, text_run, *overrides: str):
     return config_lib.override(config_lib.load(LDM_CONFIG), [
         *TINY_LDM, f"ldm.autoencoder_run={str(autoencoder_run)!r}",
         f"ldm.text_run={str(text_run)!r}", *overrides])
+
+
+def wait_for_checkpoint(workdir: Path, process, at_least: int, timeout: float = 120):
+    """Until the training `process` writing `workdir` has a finished checkpoint of step
+    `at_least` or later (an error if it exits first or the time runs out)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        steps = [int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit()]
+        if any(s >= at_least for s in steps):
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    raise TimeoutError("no checkpoint appeared")
+
+
+def steps_on_one_device_and_eight(objective, batches):
+    """([host state after `batches` on one device, the same on 8 devices (data 4 x fsdp 2,
+    every float array split)], the 8-device state), both stepped by the engine's jitted,
+    sharded step from the initial state of key 0."""
+    from jaxgen import parallel
+    from jaxgen.train.loop import jit_train_step
+    from jaxgen.train.state import state_layout
+
+    finals = []
+    for mesh in (parallel.make_mesh(1, jax.devices()[:1]), parallel.make_mesh(2)):
+        _, shardings = state_layout(objective, mesh, min_fsdp_size=0)
+        state = jax.jit(objective.init_state, out_shardings=shardings)(jax.random.PRNGKey(0))
+        step = jit_train_step(objective, mesh, shardings)
+        for batch in batches:
+            state, _ = step(state, parallel.shard_batch(batch, mesh))
+        finals.append(jax.device_get(state))
+    return finals, state

@@ -62,6 +62,7 @@ def test_sample_rows_count_model_flops_per_evaluation(tmp_path):
     assert "dpm_solver-3, w=2" in table and table.count("\n") == 4
 
 
+@pytest.mark.slow  # 20 s: compiles the text-to-image pipeline of three networks and times it
 def test_latent_diffusion_rows_time_prompt_to_image(tmp_path):
     """`--model ldm`: text tower, U-Net steps and decoder in one program; guidance doubles
     the U-Net's work, not the decoder's. (Its train row is a slow test below.)"""
@@ -124,6 +125,7 @@ def test_bad_requests_say_what_is_wrong(tmp_path, capsys):
         report.add_rows(results, {"device": "cpu"}, [])
 
 
+@pytest.mark.slow  # 25 s: times Inception-v3 at 299 x 299 on the CPU
 def test_fid_rows_time_its_parts_and_add_them_to_the_estimate(tmp_path, capsys):
     """`fid`: featurisation on the 8 devices, one statistics update per batch, one distance,
     and the estimate of a whole FID as exactly their sum."""
@@ -322,6 +324,7 @@ def _small_sd15(monkeypatch):
     return sd15
 
 
+@pytest.mark.slow  # 20 s: compiles and times a guided U-Net loop on 1 and 8 devices
 def test_sd15_rows_time_the_guided_unet_loop(monkeypatch, tmp_path):
     sd15 = _small_sd15(monkeypatch)
     from jaxgen.pretrained.unet2d_condition import unet_kwargs

@@ -6,12 +6,10 @@ import numpy as np
 import optax
 import pytest
 
-from jaxgen import data, parallel
+from jaxgen import data
 from jaxgen.eval import energy_distance
 from jaxgen.models import MlpGenerator
 from jaxgen.train import families, train
-from jaxgen.train.loop import jit_train_step
-from jaxgen.train.state import state_layout
 from tests import helpers
 
 
@@ -91,14 +89,7 @@ def test_sharded_step_matches_one_device(images):
     objective = families.make(helpers.tiny_gan_config(*overrides, images=images))
     keys = jax.random.split(jax.random.PRNGKey(3), 5)
     batches = [_batch(objective, k, objective.config.batch_size) for k in keys]
-    finals = []
-    for mesh in (parallel.make_mesh(1, jax.devices()[:1]), parallel.make_mesh(2)):
-        _, shardings = state_layout(objective, mesh, min_fsdp_size=0)
-        state = jax.jit(objective.init_state, out_shardings=shardings)(jax.random.PRNGKey(0))
-        step = jit_train_step(objective, mesh, shardings)
-        for batch in batches:
-            state, _ = step(state, parallel.shard_batch(batch, mesh))
-        finals.append(jax.device_get(state))
+    finals, state = helpers.steps_on_one_device_and_eight(objective, batches)
     sharded_leaves = [leaf for leaf in jax.tree.leaves(state.params) if leaf.ndim == 2]
     assert any("fsdp" in str(leaf.sharding.spec) for leaf in sharded_leaves)
     assert helpers.max_abs_diff(finals[0].params, finals[1].params) < 1e-5

@@ -15,6 +15,10 @@ from jaxgen.train import make_objective
 from jaxgen.train.run import load_frozen, load_run
 from tests import helpers
 
+# 3 min with two workers: the module trains three runs (autoencoder, CLIP, then the U-Net on
+# their frozen weights), and every test compiles the text-to-image pipeline anew.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):

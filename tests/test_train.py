@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -131,17 +130,6 @@ def test_bad_inputs_get_clear_errors(tmp_path, tiny_config):
         train(tiny_config("data.name='mnist6k'"), tmp_path)
 
 
-def _wait_for_checkpoint(workdir: Path, process, at_least: int, timeout: float = 120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        steps = [int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit()]
-        if any(s >= at_least for s in steps):
-            return
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.02)
-    raise TimeoutError("no checkpoint appeared")
-
-
 def _start(workdir, *overrides):
     return subprocess.Popen(
         [sys.executable, "-m", "jaxgen", "train", "--workdir", str(workdir),
@@ -178,7 +166,7 @@ def _assert_resumes_bit_identically(workdir, reference_run):
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path, reference_run):
     process = _start(tmp_path, *RESUME)
-    _wait_for_checkpoint(tmp_path, process, at_least=100)
+    helpers.wait_for_checkpoint(tmp_path, process, at_least=100)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert process.returncode == -signal.SIGKILL
