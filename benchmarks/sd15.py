@@ -80,10 +80,12 @@ def forward_flops_jaxgen(kwargs: dict, batch: int) -> float:
 
 def bench_jaxgen(batch: int, size: int, steps: int, sampler: str | None = None,
                  guidance: float | None = None, dtype: str = "float32",
-                 devices: int | None = None, repeats: int = 5) -> dict:
+                 devices: int | None = None, repeats: int = 5, attention: str = "auto") -> dict:
     """Images/s of jaxgen's sampling loop over SD 1.5's U-Net (latents in, latents out), the
-    batch sharded over the first `devices` devices."""
+    batch sharded over the first `devices` devices; `attention`: the kernel config ("auto":
+    cuDNN's fused attention on a CUDA GPU in bf16), its choice per layer in the row."""
     from jaxgen import parallel
+    from jaxgen.models.layers import attention_kernels, use_attention
     from jaxgen.models.unet import UNet
     from jaxgen.pretrained.ddpm import pretrained_config
     from jaxgen.pretrained.unet2d_condition import unet_kwargs
@@ -95,7 +97,8 @@ def bench_jaxgen(batch: int, size: int, steps: int, sampler: str | None = None,
     parallel.check_batch_size(batch, mesh)
     kwargs = unet_kwargs(unet_config(size))
     denoising = Denoising(pretrained_config(kwargs, SD15_SCHEDULER))
-    model = nnx.eval_shape(lambda: UNet(**kwargs, dtype=dtype, rngs=nnx.Rngs(0)))
+    model = nnx.eval_shape(lambda: use_attention(UNet(**kwargs, dtype=dtype, rngs=nnx.Rngs(0)),
+                                                 attention))
     graphdef, abstract = nnx.split(model)
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     params = jax.jit(lambda: nnx.split(UNet(**kwargs, dtype=dtype, rngs=nnx.Rngs(0)))[1],
@@ -125,6 +128,7 @@ def bench_jaxgen(batch: int, size: int, steps: int, sampler: str | None = None,
     return {"task": "sample", "batch": batch, "devices": mesh.size, "height": size,
             "width": size, "sampler": sampler, "steps": steps, "guidance": guidance,
             "nfe": steps, "parameters": int(sum(x.size for x in jax.tree.leaves(params))),
+            "attention": attention_kernels(model),
             **timing, "compile_seconds": compile_s,
             "images_per_second": batch / timing["seconds_median"],
             "flops_per_call": steps * forward_flops_jaxgen(kwargs, branches * batch),

@@ -35,11 +35,14 @@ def experiment(family: str, *, data: dict, batch_size: int, steps: int, model: d
                seed: int = 0, **sections) -> ml_collections.ConfigDict:
     """A whole config: the family's own `sections` (diffusion, sample, gan, d_optim, ...)
     beside the shared ones. Compute runs in bfloat16 on accelerators and float32 on CPU
-    ("auto"), parameters are replicated (`mesh.fsdp` 1), and a rerun resumes."""
+    ("auto"), attention in cuDNN's fused kernel where a CUDA GPU can take it and XLA's
+    elsewhere ("auto"; "xla" or "cudnn" to insist), parameters are replicated (`mesh.fsdp`
+    1), and a rerun resumes."""
     return ml_collections.ConfigDict({
         "family": family, "seed": seed, "data": data, "batch_size": batch_size, "steps": steps,
         "model": model, **sections, "optim": optim, "ema_decay": ema_decay,
-        "compute_dtype": "auto", "mesh": {"fsdp": 1, "min_fsdp_size": 2**14}, "resume": True,
+        "compute_dtype": "auto", "attention_implementation": "auto",
+        "mesh": {"fsdp": 1, "min_fsdp_size": 2**14}, "resume": True,
         "log_every": log_every, "sample_every": sample_every,
         "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints,
         "checkpoint_async": True, "eval": eval,

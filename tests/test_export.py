@@ -5,7 +5,10 @@ Each accelerator config is exported with `jax.export` for CUDA and TPU from abst
 8-chip host (v2-8, v5e-8, 8 GPUs) would get. An op or a sharding that cannot lower on either
 platform fails here. Choices made per platform are checked in the programs: the compute dtype
 "auto" is bfloat16 for an accelerator and float32 for the CPU, and a transposed convolution is
-XLA's own on an accelerator and the sub-pixel form on the CPU.
+XLA's own on an accelerator and the sub-pixel form on the CPU. Stable Diffusion 1.5's
+text-to-image program (CLIP ViT-L/14's text encoder, the 860M U-Net under 25 guided
+DPM-Solver++ steps, the VAE's decoder, at 512 x 512) is exported at its real sizes from
+abstract weights.
 """
 
 import functools
@@ -18,6 +21,14 @@ from jax.sharding import NamedSharding
 
 from jaxgen import config as config_lib
 from jaxgen import parallel, platforms
+from jaxgen.models.autoencoder_kl import AutoencoderKL
+from jaxgen.models.clip_text import CLIPTextModel
+from jaxgen.models.unet import UNet
+from jaxgen.pretrained.autoencoder_kl import vae_kwargs
+from jaxgen.pretrained.clip_text import text_kwargs
+from jaxgen.pretrained.convert import abstract_params
+from jaxgen.pretrained.stable_diffusion import StableDiffusion
+from jaxgen.pretrained.unet2d_condition import unet_kwargs
 from jaxgen.train import families
 from jaxgen.train.checkpoint import with_shardings
 from jaxgen.train.loop import jit_train_step
@@ -81,3 +92,48 @@ def test_platform_choices_follow_the_target_not_the_host(platform):
     # The generator's forward pass (the sampler; in the train step a strided convolution's
     # input gradient also dilates its input)
     assert ("lhs_dilate = [2, 2]" in sample.mlir_module()) == accelerator
+
+
+# runwayml/stable-diffusion-v1-5: vae/config.json and text_encoder/config.json (the U-Net's and
+# the scheduler's are the benchmark's).
+SD15_VAE = {"_class_name": "AutoencoderKL", "block_out_channels": [128, 256, 512, 512],
+            "down_block_types": ["DownEncoderBlock2D"] * 4, "layers_per_block": 2,
+            "up_block_types": ["UpDecoderBlock2D"] * 4, "sample_size": 512}
+SD15_TEXT = {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+             "num_hidden_layers": 12, "max_position_embeddings": 77, "hidden_act": "quick_gelu",
+             "projection_dim": 768}
+
+
+@pytest.mark.slow  # 35 s: traces and lowers the 860M U-Net's 25-step loop, CLIP ViT-L and the VAE
+def test_stable_diffusion_text_to_image_lowers_at_its_real_sizes():
+    """8 prompts of 77 tokens, one per device, to 512 x 512 images for CUDA and TPU with
+    classifier-free guidance: weights float32, compute bfloat16 ("auto"), attention XLA's
+    (this host cannot trace cuDNN's kernel, so "auto" keeps XLA's even for CUDA)."""
+    from benchmarks import sd15
+
+    mesh = parallel.make_mesh(1)
+    replicated = NamedSharding(mesh, jax.sharding.PartitionSpec())
+    data = parallel.batch_sharding(mesh)
+    unet = unet_kwargs(sd15.unet_config(512))
+    vae, scaling = vae_kwargs(SD15_VAE)
+    text = text_kwargs(SD15_TEXT)
+    builds = {"unet": lambda rngs: UNet(**unet, rngs=rngs),
+              "vae": lambda rngs: AutoencoderKL(**vae, rngs=rngs),
+              "text": lambda rngs: CLIPTextModel(**text, rngs=rngs)}
+    params = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+                          {name: abstract_params(build) for name, build in builds.items()})
+    assert sum(x.size for x in jax.tree.leaves(params["unet"])) == sd15.PARAMETERS
+    with platforms.target(PLATFORMS[0]):
+        pipe = StableDiffusion(unet, vae, text, params, None, scaling, sd15.SD15_SCHEDULER,
+                               mesh=mesh, dtype="auto")
+        program = pipe._program("dpm_solver", 25, (64, 64, 4), guided=True)
+        ids = jax.ShapeDtypeStruct((8, 77), jnp.int32, sharding=data)
+        null_ids = jax.ShapeDtypeStruct((1, 77), jnp.int32, sharding=replicated)
+        x_T = jax.ShapeDtypeStruct((8, 64, 64, 4), jnp.float32, sharding=data)
+        key = jax.ShapeDtypeStruct((2,), jnp.uint32, sharding=replicated)
+        exported = jax.export.export(program, platforms=PLATFORMS)(
+            params, ids, null_ids, x_T, key, jax.ShapeDtypeStruct((), jnp.float32))
+    assert exported.platforms == PLATFORMS and exported.nr_devices == 8
+    assert exported.out_avals[0].shape == (8, 512, 512, 3)
+    module = exported.mlir_module()
+    assert "bf16" in module and "__cudnn$fmha" not in module

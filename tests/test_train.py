@@ -16,7 +16,7 @@ from jaxgen import data
 from jaxgen.eval import evaluate_vae
 from jaxgen.train import Checkpointer, NonFiniteLossError, families, train
 from jaxgen.train.checkpoint import with_shardings
-from jaxgen.train.run import load_run
+from jaxgen.train.run import check_can_start, load_run
 from jaxgen.train.vae import VAEObjective
 from tests import helpers
 
@@ -97,6 +97,15 @@ def test_a_run_resumes_only_with_its_own_config(tmp_path, tiny_config):
         train(tiny_config("steps=10", "resume=False"), tmp_path)
     # Watching the run differently is allowed.
     assert int(train(tiny_config("steps=10", "log_every=2"), tmp_path).state.step) == 10
+    # A run saved before a config key existed resumes under the value that computes what it
+    # computed, and only under that value.
+    saved = json.loads((tmp_path / "config.json").read_text())
+    del saved["attention_implementation"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    check_can_start(tiny_config("steps=10"), tmp_path, has_checkpoints=True)
+    with pytest.raises(ValueError, match="attention_implementation: 'auto' -> 'xla'"):
+        check_can_start(tiny_config("steps=10", "attention_implementation='xla'"), tmp_path,
+                        has_checkpoints=True)
 
 
 def test_checkpoints_without_ema(tmp_path, tiny_config):

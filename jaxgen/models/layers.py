@@ -12,10 +12,14 @@ native op is used.
 shares (U-Net, DiT).
 """
 
+import collections
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
+
+from jaxgen import platforms
 
 
 def timestep_embedding(time: jax.Array, dim: int, max_period: float = 10000.0, *,
@@ -53,9 +57,10 @@ def condition_embedding(time_mlp, class_embed, time: jax.Array, labels: jax.Arra
 class Attention(nnx.Module):
     """Multi-head attention of `x` [B, T, C] to `context` [B, S, D] (self-attention when
     context is x): query, key, value and output projections (the first three without a bias
-    when `qkv_bias` is False, as Stable Diffusion's), and `jax.nn.dot_product_attention`
-    (which picks a fused kernel where the backend has one). `upcast`: logits and softmax in
-    float32 whatever the compute dtype (diffusers' `upcast_attention`, SD 2.1's)."""
+    when `qkv_bias` is False, as Stable Diffusion's), and `jax.nn.dot_product_attention` with
+    the kernel named by `implementation`: "xla" (the default) or "cudnn" (the fused kernel;
+    `use_attention` sets it on a whole model from the config). `upcast`: logits and softmax
+    in float32 whatever the compute dtype (diffusers' `upcast_attention`, SD 2.1's)."""
 
     def __init__(self, channels: int, context_dim: int, num_heads: int = 1, *,
                  qkv_bias: bool = True, upcast: bool = False, dtype=jnp.float32,
@@ -63,6 +68,7 @@ class Attention(nnx.Module):
         if channels % num_heads:
             raise ValueError(f"{channels} channels do not split into {num_heads} heads")
         self.num_heads, self.upcast = num_heads, upcast
+        self.head_dim, self.dtype, self.implementation = channels // num_heads, dtype, "xla"
         self.query = nnx.Linear(channels, channels, use_bias=qkv_bias, dtype=dtype, rngs=rngs)
         self.key = nnx.Linear(context_dim, channels, use_bias=qkv_bias, dtype=dtype, rngs=rngs)
         self.value = nnx.Linear(context_dim, channels, use_bias=qkv_bias, dtype=dtype,
@@ -79,10 +85,31 @@ class Attention(nnx.Module):
         k, v = k.astype(q.dtype), v.astype(q.dtype)
         if self.upcast and q.dtype != jnp.float32:
             up = (q.astype(jnp.float32), k.astype(jnp.float32), v.astype(jnp.float32))
-            out = jax.nn.dot_product_attention(*up, mask=mask).astype(v.dtype)
+            out = jax.nn.dot_product_attention(*up, mask=mask,
+                                               implementation="xla").astype(v.dtype)
         else:
-            out = jax.nn.dot_product_attention(q, k, v, mask=mask)
+            out = jax.nn.dot_product_attention(q, k, v, mask=mask,
+                                               implementation=self.implementation)
         return self.out(out.reshape(x.shape[0], x.shape[1], -1))
+
+
+def use_attention(model: nnx.Module, name: str) -> nnx.Module:
+    """Sets the kernel of every `Attention` in `model` from the config value `name` ("auto",
+    "xla" or "cudnn"; `platforms.attention_implementation` resolves it per layer for the
+    target platform) and returns the model. Call it where the model is built, before its
+    graphdef is taken."""
+    for _, module in nnx.iter_graph(model):
+        if isinstance(module, Attention):
+            dtype = jnp.float32 if module.upcast else module.dtype
+            module.implementation = platforms.attention_implementation(name, dtype,
+                                                                       module.head_dim)
+    return model
+
+
+def attention_kernels(model: nnx.Module) -> dict[str, int]:
+    """How many attention layers of `model` use each kernel, e.g. {"cudnn": 16}."""
+    return dict(collections.Counter(module.implementation for _, module in nnx.iter_graph(model)
+                                    if isinstance(module, Attention)))
 
 
 def _subpixel_taps(kernel: int, stride: int) -> tuple[np.ndarray, int, int]:

@@ -61,7 +61,8 @@ def pretrained_config(kwargs: dict, scheduler: dict | None) -> ml_collections.Co
         "optim": {"name": "adam", "learning_rate": 0.0, "warmup_steps": 0,
                   "min_lr_ratio": 1.0, "b1": 0.9, "b2": 0.999, "weight_decay": 0.0,
                   "grad_clip_norm": 0.0},
-        "ema_decay": 0.0, "compute_dtype": "auto", "mesh": {"fsdp": 1, "min_fsdp_size": 2**14},
+        "ema_decay": 0.0, "compute_dtype": "auto", "attention_implementation": "auto",
+        "mesh": {"fsdp": 1, "min_fsdp_size": 2**14},
     })
 
 

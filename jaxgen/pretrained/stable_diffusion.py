@@ -26,6 +26,7 @@ from flax import nnx
 from jaxgen import parallel, viz
 from jaxgen.models.autoencoder_kl import AutoencoderKL
 from jaxgen.models.clip_text import CLIPTextModel
+from jaxgen.models.layers import use_attention
 from jaxgen.models.unet import UNet
 from jaxgen.pretrained.autoencoder_kl import load_vae
 from jaxgen.pretrained.clip_text import CLIPTokenizer, load_text_encoder
@@ -40,33 +41,35 @@ PIPELINES = ("StableDiffusionPipeline",)
 PARTS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
-def _graphdef(build):
-    return nnx.graphdef(nnx.eval_shape(lambda: build(nnx.Rngs(0))))
+def _graphdef(build, attention: str):
+    return nnx.graphdef(nnx.eval_shape(lambda: use_attention(build(nnx.Rngs(0)), attention)))
 
 
 class StableDiffusion:
     def __init__(self, unet_kwargs, vae_kwargs, text_kwargs, params, tokenizer, scaling_factor,
-                 scheduler: dict, *, mesh=None, dtype="float32"):
+                 scheduler: dict, *, mesh=None, dtype="float32", attention="auto"):
         self.unet_kwargs, self.params, self.tokenizer = unet_kwargs, params, tokenizer
         self.scaling_factor, self.mesh = scaling_factor, mesh or parallel.make_mesh(1)
-        self.dtype = compute_dtype(dtype)
+        self.dtype, self.attention = compute_dtype(dtype), attention
         self.config = pretrained_config(unet_kwargs, scheduler)
         self.config.sample.sampler = "dpm_solver"
         self.config.sample.steps = 25
         self.denoising = Denoising(self.config)
         self.downsampling = 2 ** (len(vae_kwargs["block_out_channels"]) - 1)
         self.vae_graph = _graphdef(lambda rngs: AutoencoderKL(**vae_kwargs, dtype=self.dtype,
-                                                             rngs=rngs))
+                                                             rngs=rngs), attention)
         self.text_graph = _graphdef(lambda rngs: CLIPTextModel(**text_kwargs, dtype=self.dtype,
-                                                              rngs=rngs))
+                                                              rngs=rngs), attention)
         self._programs = {}
 
     @classmethod
-    def from_pretrained(cls, path, *, mesh=None, dtype="float32", param_dtype=np.float32):
+    def from_pretrained(cls, path, *, mesh=None, dtype="float32", param_dtype=np.float32,
+                        attention="auto"):
         """Reads `path` (model_index.json and its unet/, vae/, text_encoder/, tokenizer/,
         scheduler/). `dtype`: compute ("float32", "bfloat16", or "auto": bf16 on
         accelerators); `param_dtype`: how the weights are held (float32 by default; bfloat16
-        halves their memory)."""
+        halves their memory); `attention`: the kernel ("auto", "xla", "cudnn":
+        `platforms.attention_implementation`)."""
         path = Path(path)
         index = path / "model_index.json"
         if not index.exists():
@@ -93,7 +96,7 @@ class StableDiffusion:
         tokenizer = CLIPTokenizer(path / "tokenizer", text_kwargs["max_position_embeddings"])
         return cls(unet_kwargs, vae_kwargs, text_kwargs,
                    {"unet": unet, "vae": vae, "text": text}, tokenizer, scaling, scheduler,
-                   mesh=mesh, dtype=dtype)
+                   mesh=mesh, dtype=dtype, attention=attention)
 
     def _unet_graph(self, height: int, width: int):
         """The U-Net's graphdef at latents of (height, width): attention stays at the same
@@ -104,7 +107,8 @@ class StableDiffusion:
                   if sample_height // 2**i in k["attention_resolutions"]]
         kwargs = {**k, "data_shape": (height, width, k["data_shape"][2]),
                   "attention_resolutions": tuple(height // 2**i for i in levels)}
-        return _graphdef(lambda rngs: UNet(**kwargs, dtype=self.dtype, rngs=rngs))
+        return _graphdef(lambda rngs: UNet(**kwargs, dtype=self.dtype, rngs=rngs),
+                         self.attention)
 
     def _program(self, sampler, steps, latent_shape, guided: bool):
         key = (sampler, steps, latent_shape, guided)

@@ -17,9 +17,16 @@ from flax import nnx
 from jaxgen import losses
 from jaxgen.eval import clip as clip_eval
 from jaxgen.models.clip import CLIP, ImageEncoder, TextEncoder
+from jaxgen.models.layers import use_attention
 from jaxgen.train import state as state_lib
 from jaxgen.train.objectives import EvalOptions, Evaluator, Objective, Run
-from jaxgen.train.state import TrainState, compute_dtype, gradient_step, make_optimizer
+from jaxgen.train.state import (
+    TrainState,
+    attention_kernel,
+    compute_dtype,
+    gradient_step,
+    make_optimizer,
+)
 
 
 class CLIPObjective(Objective, Evaluator):
@@ -46,7 +53,7 @@ class CLIPObjective(Objective, Evaluator):
                            rngs=rngs)
         image = ImageEncoder(in_channels=self.data_shape[-1], channels=tuple(m.image_channels),
                              embed_dim=m.embed_dim, dtype=dtype, rngs=rngs)
-        return CLIP(text, image, loss=m.loss)
+        return use_attention(CLIP(text, image, loss=m.loss), attention_kernel(self.config))
 
     def model(self, params) -> CLIP:
         return nnx.merge(self.graphdef, params)

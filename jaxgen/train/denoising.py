@@ -28,9 +28,10 @@ from flax import nnx
 
 from jaxgen import losses, schedules
 from jaxgen.models.dit import DiT
+from jaxgen.models.layers import use_attention
 from jaxgen.models.unet import UNet
 from jaxgen.sample import diffusion as samplers
-from jaxgen.train.state import compute_dtype
+from jaxgen.train.state import attention_kernel, compute_dtype
 
 VP_SAMPLERS = ("ddim", "ddpm", "dpm_solver")
 FLOW_SAMPLERS = ("euler", "heun")
@@ -58,15 +59,16 @@ def build_denoiser(config, rngs: nnx.Rngs):
                   context_dim=m.context_dim, dropout=m.dropout,
                   dtype=compute_dtype(config.compute_dtype), rngs=rngs)
     if m.kind == "unet":
-        return UNet(channels=m.channels, channel_mults=tuple(m.channel_mults),
+        return use_attention(UNet(channels=m.channels, channel_mults=tuple(m.channel_mults),
                     num_res_blocks=m.num_res_blocks,
                     attention_resolutions=tuple(m.attention_resolutions),
                     num_heads=m.num_heads, head_channels=m.head_channels,
                     scale_shift=m.scale_shift, **{k: m.get(k, v) for k, v in UNET_EXTRAS.items()},
-                    **common)
+                    **common), attention_kernel(config))
     if m.kind == "dit":
-        return DiT(patch_size=m.patch_size, hidden=m.hidden, depth=m.depth,
-                   num_heads=m.num_heads, mlp_ratio=m.mlp_ratio, **common)
+        return use_attention(DiT(patch_size=m.patch_size, hidden=m.hidden, depth=m.depth,
+                                 num_heads=m.num_heads, mlp_ratio=m.mlp_ratio, **common),
+                             attention_kernel(config))
     raise ValueError(f"model.kind must be 'unet' or 'dit', got {m.kind!r}")
 
 

@@ -41,6 +41,13 @@ def _flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
+# Keys added to the configs after runs were saved without them, each with the value that
+# computes what those runs computed: a saved run that lacks one resumes under that value.
+ADDED_KEYS = {"attention_implementation": "auto", "data.train_examples": 0,
+              "gan.r1_every": 1, "gan.spectral_norm": False, "gan.augment": "",
+              "gan.augment_p": 1.0, "gan.ada_target": 0.0, "gan.ada_kimg": 100.0}
+
+
 def check_can_start(config, workdir: Path, has_checkpoints: bool) -> None:
     """Refuses to resume a run with a config that changes what it computes, or to overwrite one.
 
@@ -59,6 +66,7 @@ def check_can_start(config, workdir: Path, has_checkpoints: bool) -> None:
         return
     saved = _flatten(json.loads(saved_path.read_text()))
     new = _flatten(json.loads(config.to_json()))
+    saved = {**{k: v for k, v in ADDED_KEYS.items() if k in new}, **saved}
     changed = [
         f"{key}: {saved.get(key)!r} -> {new.get(key)!r}"
         for key in sorted(set(saved) | set(new))

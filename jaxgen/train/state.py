@@ -126,6 +126,11 @@ def apply_gradients(tx: optax.GradientTransformation, params: Any, opt_state: An
     return optax.apply_updates(params, updates), opt_state
 
 
+def attention_kernel(config) -> str:
+    """The config's `attention_implementation` ("auto" in configs written before it)."""
+    return config.get("attention_implementation", "auto")
+
+
 def compute_dtype(name: str):
     """"auto": bfloat16 when building for a GPU or TPU, float32 for a CPU (`platforms.current`,
     the host's backend unless a program is being exported for another); else the named dtype."""

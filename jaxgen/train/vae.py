@@ -8,9 +8,16 @@ from flax import nnx
 from jaxgen import data, losses
 from jaxgen.eval import vae as vae_eval
 from jaxgen.models import KLVAE, ConvVAE, MlpVAE, SpatialVAE
+from jaxgen.models.layers import use_attention
 from jaxgen.train import state as state_lib
 from jaxgen.train.objectives import Encoder, EvalOptions, Evaluator, Objective, Run, Sampler
-from jaxgen.train.state import TrainState, compute_dtype, gradient_step, make_optimizer
+from jaxgen.train.state import (
+    TrainState,
+    attention_kernel,
+    compute_dtype,
+    gradient_step,
+    make_optimizer,
+)
 
 KINDS = ("conv", "mlp", "spatial", "kl")
 GRID_KINDS = ("spatial", "kl")  # latent grids, which latent diffusion can denoise
@@ -56,9 +63,10 @@ class VAEObjective(Objective, Sampler, Encoder, Evaluator):
             return SpatialVAE(latent_channels=model.latent_channels,
                               channels=tuple(model.channels), **common)
         if model.kind == "kl":
-            return KLVAE(latent_channels=model.latent_channels, channels=tuple(model.channels),
-                         layers_per_block=model.layers_per_block,
-                         norm_groups=model.norm_groups, **common)
+            return use_attention(
+                KLVAE(latent_channels=model.latent_channels, channels=tuple(model.channels),
+                      layers_per_block=model.layers_per_block, norm_groups=model.norm_groups,
+                      **common), attention_kernel(self.config))
         common["latent_dim"] = model.latent_dim
         if model.kind == "conv":
             return ConvVAE(channels=tuple(model.channels), hidden=model.hidden, **common)
