@@ -16,7 +16,22 @@ def data(name: str, num_threads: int = 2, **extra) -> dict:
     directory, never downloaded unless `--set data.download=True`; `extra` adds entries
     (text_length for captions)."""
     return {"name": name, "data_dir": None, "download": False, "num_threads": num_threads,
-            **extra}
+            "train_examples": 0, **extra}
+
+
+def gan(loss: str, update_order: str, *, n_critic: int = 1, pack: int = 1,
+        gp_weight: float = 0.0, r1_weight: float = 0.0, r1_every: int = 1,
+        spectral_norm: bool = False, augment: str = "", augment_p: float = 1.0,
+        ada_target: float = 0.0, ada_kimg: float = 100.0) -> dict:
+    """A `gan` section (see `jaxgen.train.gan`): the loss and update order, PacGAN's packing,
+    the penalties (WGAN-GP, R1, lazy R1 every `r1_every` steps), and the tools for limited
+    data, all off by default: spectral norm in the discriminator, DiffAugment's transforms
+    (`augment`, e.g. "color,translation,cutout", each applied with probability `augment_p`)
+    and ADA (`ada_target` > 0 adapts that probability toward r_t = target)."""
+    return {"loss": loss, "update_order": update_order, "n_critic": n_critic, "pack": pack,
+            "gp_weight": gp_weight, "r1_weight": r1_weight, "r1_every": r1_every,
+            "spectral_norm": spectral_norm, "augment": augment, "augment_p": augment_p,
+            "ada_target": ada_target, "ada_kimg": ada_kimg}
 
 
 def optim(name: str = "adam", learning_rate: float = 1e-3, *, warmup_steps: int = 0,

@@ -34,14 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
             "g_channels": (),
             "d_channels": (),
         },
-        gan={
-            "loss": "non_saturating",
-            "update_order": "simultaneous",
-            "n_critic": 1,
-            "pack": 1,
-            "gp_weight": 0.0,
-            "r1_weight": 0.0,
-        },
+        gan=common.gan("non_saturating", "simultaneous"),
         # Adam(1e-4, b1=0.8), constant, unclipped: the protocol's optimizer for either player.
         optim=common.optim("adam", 1e-4, b1=0.8),
         d_optim=common.optim("adam", 1e-4, b1=0.8),

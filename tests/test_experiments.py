@@ -46,7 +46,8 @@ def test_the_experiments_folder_holds_configs_and_their_helpers():
     the helper they share."""
     others = [path.name for path in ROOT.glob("*.py") if path not in EXPERIMENTS]
     assert others == ["common.py"]
-    assert [path.stem for path in STUDIES] == ["diffusion_tables", "helix", "mode_collapse"]
+    assert [path.stem for path in STUDIES] == ["diffusion_tables", "gan_limited_data", "helix",
+                                             "mode_collapse"]
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)

@@ -26,7 +26,10 @@ from jaxgen.eval.gan import mode_report
 from jaxgen.train import train
 
 ROOT = Path(__file__).resolve().parents[2]
-VARIANTS = {"GAN": [], "PacGAN2": ["gan.pack=2"]}
+# The limited-data tools that apply to points: spectral norm in the discriminator, and lazy R1
+# (gamma 0.1, every 16 steps); DiffAugment's transforms are for images.
+VARIANTS = {"GAN": [], "PacGAN2": ["gan.pack=2"], "GAN+SN": ["gan.spectral_norm=True"],
+            "GAN+lazyR1": ["gan.r1_weight=0.1", "gan.r1_every=16"]}
 # As printed in the papers (mean +- spread over their trials): PacGAN Table 1 (10 trials,
 # 400 epochs of 100,000 points, i.e. 400,000 steps) and VEEGAN Table 1 (5 trials).
 PUBLISHED = {

@@ -6,6 +6,8 @@ rebuilds exactly the batch a single process would have read, and a run on many h
 same data as a run on one.
 """
 
+import dataclasses
+
 import grain
 import jax
 
@@ -24,13 +26,16 @@ def train_iterator(
     num_threads: int = 2,
     prefetch: int = 4,
     text_length: int = 0,
+    train_examples: int = 0,
 ) -> tuple[sources.DatasetInfo, grain.DatasetIterator]:
     """An endless, checkpointable iterator of this process's share of each global batch.
 
     Yields dicts of numpy arrays `image` [B/P, ...] and `label` [B/P]. Each epoch is a fresh
     permutation drawn from (seed, epoch). `get_state`/`set_state` (or Grain's Orbax handler)
     save and restore the position. `text_length` > 0 adds each example's caption as `text`
-    [B/P, text_length] int32 byte tokens (see `captions.load`).
+    [B/P, text_length] int32 byte tokens (see `captions.load`). `train_examples` > 0 keeps
+    only the split's first `train_examples` examples (limited-data studies; mnist5k's order is
+    a fixed shuffle, so they are a random draw of its classes).
     """
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
@@ -44,6 +49,12 @@ def train_iterator(
     else:
         info, source, transform = sources.load(name, "train", seed=seed, data_dir=data_dir,
                                                download=download)
+    if train_examples:
+        if not 0 < train_examples <= info.size:
+            raise ValueError(f"data.train_examples must be in [1, {info.size}] for {name}, got "
+                             f"{train_examples}")
+        source = _Head(source, train_examples)
+        info = dataclasses.replace(info, size=train_examples)
     if info.size < global_batch_size:
         raise ValueError(f"{name} has {info.size} training examples, fewer than one batch.")
     dataset = grain.MapDataset.source(source)
@@ -58,3 +69,18 @@ def train_iterator(
     mine = local_batches[process_index::process_count]
     options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
     return info, iter(mine.to_iter_dataset(options))
+
+
+class _Head:
+    """The first `size` examples of a random-access source."""
+
+    def __init__(self, source, size: int):
+        self.source, self.size = source, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        return self.source[index]

@@ -1,4 +1,5 @@
-"""Scores of a trained GAN from its samples: the classifier's class histogram on images (and
+"""Scores of a trained GAN from its samples: the classifier's class histogram and the
+Frechet distance of its features to held-out images (the diffusion tables' `fd`) on images (and
 FID, KID, Inception Score and precision/recall where pytorch-fid's Inception weights are
 configured, `jaxgen.eval.fid`), mode coverage on the Gaussian mixtures and, on the helix, the
 distance to held-out data and the spread around the curve."""
@@ -13,7 +14,12 @@ from jaxgen import data, viz
 from jaxgen.data import toy
 from jaxgen.eval import fid
 from jaxgen.eval.classifier import load_or_train
-from jaxgen.eval.samples import distance_to_curve, energy_distance, mode_coverage
+from jaxgen.eval.samples import (
+    distance_to_curve,
+    energy_distance,
+    frechet_distance,
+    mode_coverage,
+)
 
 
 def draw(objective, params, num: int, seed: int = 0, chunk: int = 2500) -> np.ndarray:
@@ -47,11 +53,12 @@ def held_out(name: str, num: int, seed: int = 0) -> np.ndarray:
 
 
 def class_histogram(objective, params, classifier, num_samples: int = 2000, seed: int = 0,
-                    min_confidence: float = 0.9) -> dict:
+                    min_confidence: float = 0.9, reference: np.ndarray | None = None) -> dict:
     """How a generator's images spread over the classes, by the library's classifier: counts per
-    predicted class, the share recognised with confidence >= `min_confidence`, and KL(q ||
+    predicted class, the share recognised with confidence >= `min_confidence`, KL(q ||
     uniform) of the class distribution q (0 when every class is equally common; log K when
-    collapsed to one class)."""
+    collapsed to one class), its smallest class share, and with `reference` images `fd`, the
+    Frechet distance of the classifier's features of the samples to theirs."""
     images = draw(objective, params, num_samples, seed, chunk=500)
     predicted, confidence = classifier.predict(images)
     num_classes = objective.config.model.num_classes or int(classifier.params["out"]["bias"]
@@ -59,9 +66,16 @@ def class_histogram(objective, params, classifier, num_samples: int = 2000, seed
     counts = np.bincount(predicted, minlength=num_classes)
     q = counts / counts.sum()
     nonzero = q > 0
-    return {"counts": counts.tolist(), "confident": float(np.mean(confidence >= min_confidence)),
-            "kl_to_uniform": float(np.sum(q[nonzero] * np.log(q[nonzero] * num_classes))),
-            "num_samples": num_samples, "classifier_test_accuracy": classifier.test_accuracy}
+    scores = {"counts": counts.tolist(),
+              "confident": float(np.mean(confidence >= min_confidence)),
+              "kl_to_uniform": float(np.sum(q[nonzero] * np.log(q[nonzero] * num_classes))),
+              "smallest_class_share": float(q.min()), "num_samples": num_samples,
+              "classifier_test_accuracy": classifier.test_accuracy}
+    if reference is not None:
+        scores["fd"] = frechet_distance(classifier.features(images),
+                                        classifier.features(reference))
+        scores["num_reference"] = len(reference)
+    return scores
 
 
 def evaluate_run(run, options) -> dict:
@@ -73,7 +87,10 @@ def evaluate_run(run, options) -> dict:
     t0 = time.perf_counter()
     if len(cfg.model.data_shape) == 3:
         classifier = load_or_train(cfg.data.name, seed=cfg.seed, data_dir=cfg.data.data_dir)
-        metrics = class_histogram(run.objective, run.params, classifier, num, seed)
+        _, reference, _ = data.load_arrays(cfg.data.name, cfg.eval.get("split", "test"),
+                                           seed=cfg.seed, data_dir=cfg.data.data_dir)
+        metrics = class_histogram(run.objective, run.params, classifier, num, seed,
+                                  reference=reference)
         if fid.configured():  # the field's yardsticks, beside the library's own
             metrics["inception"] = fid.evaluate_run(run, num, seed=seed)
     elif cfg.data.name in ("ring8", "grid25"):

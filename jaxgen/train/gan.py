@@ -11,6 +11,19 @@ One step (`GANObjective.step`) consumes `batch_size` real examples:
   generator update against the updated discriminator.
 - "simultaneous" (n_critic = 1): both players' gradients at the same parameters and the same
   fakes, applied together, as in ALI's and PacGAN's code.
+
+For limited data (Karras et al. 2020; Zhao et al. 2020), all off by default:
+- `gan.spectral_norm`: the discriminator's weights divided by their largest singular value
+  (`models.spectral_norm`); the power-iteration vectors are `params["discriminator_sn"]`,
+  updated by each discriminator update.
+- `gan.augment`: DiffAugment's transforms (`jaxgen.augment`, e.g. "color,translation,cutout")
+  applied to every image the discriminator sees, real and fake, in both players' losses and
+  the R1 penalty, each transform to each image with probability `gan.augment_p`.
+- `gan.ada_target` > 0: adaptive augmentation (ADA): the probability is `params["ada_p"]`,
+  starting at 0 and moved after each step by sign(r_t - target) * batch / (ada_kimg * 1000),
+  r_t = E[sign(D(real))] of the step's real batch (Karras et al. 2020, section 3); logged as
+  `ada_p` and `ada_rt`.
+- `gan.r1_every` k > 1: lazy R1 (StyleGAN2): the penalty on every k-th step only, times k.
 """
 
 import jax
@@ -18,8 +31,9 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from jaxgen import losses
+from jaxgen import augment, losses
 from jaxgen.eval import gan as gan_eval
+from jaxgen.models import spectral_norm
 from jaxgen.models.gan import (
     DCGANDiscriminator,
     DCGANGenerator,
@@ -51,8 +65,9 @@ class GANObjective(Objective, Sampler, LatentSpace, Evaluator):
     """Config `model` fields: kind ("mlp" | "dcgan"), data_shape, latent_dim, num_classes (0 for
     unconditional), g_hidden / d_hidden / d_maxout_pieces (mlp), g_channels / d_channels (dcgan),
     g_batch_norm. Config `gan` fields: loss (see `losses.ADVERSARIAL_LOSSES`), update_order,
-    n_critic, pack, gp_weight (WGAN-GP lambda), r1_weight (R1 gamma). `optim` trains the
-    generator, `d_optim` the discriminator.
+    n_critic, pack, gp_weight (WGAN-GP lambda), r1_weight (R1 gamma), and optionally
+    spectral_norm, augment, augment_p, ada_target, ada_kimg, r1_every (module docstring).
+    `optim` trains the generator, `d_optim` the discriminator.
     """
 
     progress_metrics = ("d_loss", "g_loss")
@@ -79,6 +94,7 @@ class GANObjective(Objective, Sampler, LatentSpace, Evaluator):
                              "model.num_classes=0 or gan.pack=1")
         self.conditional = bool(model.num_classes)
         self.micro_batch = micro
+        self._limited_data_options(gan, model)
         self.g_tx = make_optimizer(config.optim, config.steps)
         self.d_tx = make_optimizer(config.d_optim, config.steps * gan.n_critic)
         self.ema_decay = config.ema_decay
@@ -86,6 +102,26 @@ class GANObjective(Objective, Sampler, LatentSpace, Evaluator):
         self.g_graphdef = nnx.graphdef(generator)
         self.d_graphdef = nnx.graphdef(discriminator)
         self._check_shapes(generator, discriminator)
+
+    def _limited_data_options(self, gan, model) -> None:
+        self.spectral_norm = bool(gan.get("spectral_norm", False))
+        self.augment_policy = ",".join(augment.check_policy(gan.get("augment", "")))
+        self.augment_p = float(gan.get("augment_p", 1.0))
+        self.ada_target = float(gan.get("ada_target", 0.0) or 0.0)
+        self.ada_kimg = float(gan.get("ada_kimg", 100.0))
+        self.r1_every = int(gan.get("r1_every", 1))
+        if self.augment_policy and model.kind != "dcgan":
+            raise ValueError("gan.augment transforms images: it needs model.kind 'dcgan', got "
+                             f"{model.kind!r}")
+        if not 0.0 <= self.augment_p <= 1.0 or not 0.0 <= self.ada_target < 1.0:
+            raise ValueError("gan.augment_p must be in [0, 1] and gan.ada_target in [0, 1)")
+        if self.ada_target and not self.augment_policy:
+            raise ValueError("gan.ada_target adapts the augmentation probability: name the "
+                             "transforms in gan.augment (e.g. 'translation,cutout')")
+        if self.ada_kimg <= 0 or self.r1_every < 1:
+            raise ValueError("gan.ada_kimg must be positive and gan.r1_every at least 1")
+        if self.ada_target:
+            self.progress_metrics = ("d_loss", "g_loss", "ada_p")
 
     @property
     def latent_dim(self) -> int:
@@ -137,9 +173,15 @@ class GANObjective(Objective, Sampler, LatentSpace, Evaluator):
                   "discriminator": nnx.state(discriminator, nnx.Param).to_pure_dict()}
         if g_stats := g_stats.to_pure_dict():
             params["generator_stats"] = g_stats
+        if self.spectral_norm:
+            params["discriminator_sn"] = spectral_norm.init(jax.random.fold_in(init_key, 1),
+                                                            params["discriminator"])
+        if self.ada_target:
+            params["ada_p"] = jnp.zeros((), jnp.float32)
         ema = None
         if self.ema_decay > 0:
-            ema = {k: jax.tree.map(jnp.copy, v) for k, v in params.items() if k != "discriminator"}
+            ema = {k: jax.tree.map(jnp.copy, v) for k, v in params.items()
+                   if k in ("generator", "generator_stats")}
         opt_state = {"generator": self.g_tx.init(params["generator"]),
                      "discriminator": self.d_tx.init(params["discriminator"])}
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state,
@@ -154,6 +196,25 @@ class GANObjective(Objective, Sampler, LatentSpace, Evaluator):
         samples = generator(z, labels, train=train)
         new_stats = nnx.state(generator, nnx.BatchStat).to_pure_dict() if stats else {}
         return samples, new_stats
+
+    def critic_weights(self, d_params, params):
+        """(the weights the discriminator computes with, the updated spectral-norm vectors or
+        None): `d_params` spectrally normalised with `params["discriminator_sn"]` when
+        gan.spectral_norm is on, else as they are."""
+        if not self.spectral_norm:
+            return d_params, None
+        weights, vectors, _ = spectral_norm.normalize(d_params, params["discriminator_sn"])
+        return weights, vectors
+
+    def augment_probability(self, params):
+        return params["ada_p"] if self.ada_target else self.augment_p
+
+    def augment(self, key, x, params):
+        """The discriminator's view of images x: `gan.augment`'s transforms, or x."""
+        if not self.augment_policy:
+            return x
+        return augment.diff_augment(key, x, self.augment_policy,
+                                    self.augment_probability(params))
 
     def critic(self, d_params, labels=None):
         """The discriminator as a function of packed inputs (what the penalties differentiate);
@@ -171,43 +232,65 @@ class GANObjective(Objective, Sampler, LatentSpace, Evaluator):
 
     # Losses of each player.
 
-    def discriminator_loss(self, d_params, params, real, labels, key):
+    def discriminator_loss(self, d_params, params, real, labels, key, step=0):
+        """(loss, aux) of the discriminator's raw weights `d_params`; aux carries the updated
+        spectral-norm vectors ("sn_vectors") when spectral norm is on. `step` times lazy R1."""
         z_key, gp_key = jax.random.split(key)
         fake, _ = self.generate(params, self.draw_latents(z_key, real.shape[0]), labels,
                                 train=True)
         gan = self.config.gan
-        critic = self.critic(d_params, labels)
+        weights, vectors = self.critic_weights(d_params, params)
+        critic = self.critic(weights, labels)
+        fake = jax.lax.stop_gradient(fake)
+        if self.augment_policy:
+            real_key, fake_key = jax.random.split(jax.random.fold_in(key, 1))
+            real, fake = self.augment(real_key, real, params), self.augment(fake_key, fake, params)
         real = pack_samples(real, gan.pack)
-        fake = pack_samples(jax.lax.stop_gradient(fake), gan.pack)
+        fake = pack_samples(fake, gan.pack)
         real_scores, fake_scores = critic(real), critic(fake)
         adversarial = self.pair.discriminator(real_scores, fake_scores)
         gp = r1 = jnp.zeros(())
         if gan.gp_weight:
             gp = losses.gradient_penalty(critic, real, fake, gp_key)
-        if gan.r1_weight:
+        if gan.r1_weight and self.r1_every == 1:
             r1 = losses.r1_penalty(critic, real)
+        elif gan.r1_weight:  # lazy: every r1_every-th step, scaled by r1_every
+            r1 = jax.lax.cond(step % self.r1_every == 0,
+                              lambda: self.r1_every * losses.r1_penalty(critic, real),
+                              lambda: jnp.zeros((), jnp.float32))
         loss = adversarial + gan.gp_weight * gp + 0.5 * gan.r1_weight * r1  # R1: gamma / 2
-        return loss, {"d_adversarial": adversarial, "gradient_penalty": gp, "r1": r1,
-                      "real_score": jnp.mean(real_scores), "fake_score": jnp.mean(fake_scores)}
+        aux = {"d_adversarial": adversarial, "gradient_penalty": gp, "r1": r1,
+               "real_score": jnp.mean(real_scores), "fake_score": jnp.mean(fake_scores)}
+        if self.ada_target:
+            aux["ada_rt"] = jnp.mean(jnp.sign(real_scores))
+        if vectors is not None:
+            aux["sn_vectors"] = vectors
+        return loss, aux
 
     def generator_loss(self, g_params, params, d_params, labels, key):
         num = self.micro_batch
         trial = {**params, "generator": g_params}
         fake, new_stats = self.generate(trial, self.draw_latents(key, num), labels, train=True)
-        return self.pair.generator(self.discriminate(d_params, fake, labels)), new_stats
+        if self.augment_policy:
+            fake = self.augment(jax.random.fold_in(key, 1), fake, params)
+        weights, _ = self.critic_weights(d_params, params)
+        return self.pair.generator(self.discriminate(weights, fake, labels)), new_stats
 
     # The step.
 
     def _labels(self, labels):
         return labels if self.conditional else None
 
-    def _discriminator_update(self, params, d_opt_state, real, labels, key):
+    def _discriminator_update(self, params, d_opt_state, real, labels, key, step):
+        """(new discriminator weights, its optimizer state, aux, the spectral-norm vectors
+        after this update or None)."""
         (loss, aux), grads = jax.value_and_grad(self.discriminator_loss, has_aux=True)(
-            params["discriminator"], params, real, self._labels(labels), key)
+            params["discriminator"], params, real, self._labels(labels), key, step)
         d_params, d_opt_state = apply_gradients(self.d_tx, params["discriminator"], d_opt_state,
                                                 grads)
+        vectors = aux.pop("sn_vectors", None)
         aux = {"d_loss": loss, "d_grad_norm": optax.global_norm(grads), **aux}
-        return d_params, d_opt_state, aux
+        return d_params, d_opt_state, aux, vectors
 
     def _generator_grads(self, params, d_params, labels, key):
         (loss, new_stats), grads = jax.value_and_grad(self.generator_loss, has_aux=True)(
@@ -225,8 +308,9 @@ class GANObjective(Objective, Sampler, LatentSpace, Evaluator):
         params, opt_state = state.params, state.opt_state
 
         if self.config.gan.update_order == "simultaneous":
-            d_params, d_opt, d_aux = self._discriminator_update(
-                params, opt_state["discriminator"], reals[0], label_sets[0], d_key)
+            d_params, d_opt, d_aux, vectors = self._discriminator_update(
+                params, opt_state["discriminator"], reals[0], label_sets[0], d_key, state.step)
+            rts = [d_aux.get("ada_rt")]
             # Same parameters and the same fakes for both players (the key draws the latents).
             g_loss, g_grads, new_stats = self._generator_grads(
                 params, params["discriminator"], label_sets[0], jax.random.split(d_key)[0])
@@ -234,17 +318,30 @@ class GANObjective(Objective, Sampler, LatentSpace, Evaluator):
             # The critic steps are unrolled: n_critic is small, and XLA's CPU backend runs the
             # convolutions inside a `lax.scan` body about 4x slower than outside one.
             d_params, d_opt = params["discriminator"], opt_state["discriminator"]
+            current, rts = params, []
             for j, key_j in enumerate(jax.random.split(d_key, n)):
-                d_params, d_opt, d_aux = self._discriminator_update(
-                    {**params, "discriminator": d_params}, d_opt, reals[j], label_sets[j], key_j)
-            g_loss, g_grads, new_stats = self._generator_grads(params, d_params, label_sets[0],
-                                                               g_key)
+                d_params, d_opt, d_aux, vectors = self._discriminator_update(
+                    current, d_opt, reals[j], label_sets[j], key_j, state.step)
+                current = {**current, "discriminator": d_params}
+                if vectors is not None:
+                    current["discriminator_sn"] = vectors
+                rts.append(d_aux.get("ada_rt"))
+            g_loss, g_grads, new_stats = self._generator_grads(current, d_params,
+                                                               label_sets[0], g_key)
 
         g_params, g_opt = apply_gradients(self.g_tx, params["generator"], opt_state["generator"],
                                           g_grads)
         new_params = {"generator": g_params, "discriminator": d_params}
         if new_stats:
             new_params["generator_stats"] = new_stats
+        if vectors is not None:
+            new_params["discriminator_sn"] = vectors
+        if self.ada_target:  # Karras et al. 2020, eq. 1's r_t, one adjustment per step
+            r_t = jnp.mean(jnp.stack(rts))
+            adjust = jnp.sign(r_t - self.ada_target) * self.config.batch_size / (
+                self.ada_kimg * 1000)
+            new_params["ada_p"] = jnp.clip(params["ada_p"] + adjust, 0.0, 1.0)
+            d_aux = {**d_aux, "ada_rt": r_t, "ada_p": new_params["ada_p"]}
         ema = state.ema_params
         if ema is not None:
             ema = {**{k: v for k, v in new_params.items() if k == "generator_stats"},

@@ -128,6 +128,7 @@ def _train(config, workdir: Path, stop_at: int | None, mesh) -> TrainResult:
             config.data.name, config.batch_size, seed=config.seed,
             data_dir=config.data.data_dir, download=config.data.download,
             num_threads=config.data.num_threads, text_length=config.data.get("text_length", 0),
+            train_examples=config.data.get("train_examples", 0),
         )
         objective = families.make(config, info)
         key = jax.random.PRNGKey(config.seed)
