@@ -29,7 +29,11 @@ def _batch(config):
     return {k: jnp.asarray(v) for k, v in next(iterator).items()}
 
 
-@pytest.mark.parametrize("family", sorted(CONFIGS))
+# The U-Net's bfloat16 convolutions are emulated on this CPU (it has no bf16 units): 50 s.
+FAMILIES = ["clip", pytest.param("diffusion", marks=pytest.mark.slow), "gan", "vae"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_bfloat16_compute_trains_with_float32_state(family):
     config = CONFIGS[family]()
     low, high = (make_objective(CONFIGS[family](f"compute_dtype='{dtype}'"))

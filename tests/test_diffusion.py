@@ -22,8 +22,8 @@ def _state(objective, seed=0):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("diffusion") / "run"
-    config = helpers.tiny_diffusion_config("steps=150", "log_every=25", "checkpoint_every=150",
-                                           "optim.learning_rate=3e-3", "optim.warmup_steps=20")
+    config = helpers.tiny_diffusion_config("steps=100", "log_every=25", "checkpoint_every=100",
+                                           "optim.learning_rate=3e-3", "optim.warmup_steps=15")
     result = train.train(config, workdir)
     return workdir, result
 
@@ -31,10 +31,10 @@ def trained_run(tmp_path_factory):
 def test_diffusion_trains_on_the_engine(trained_run):
     workdir, result = trained_run
     losses = [r["loss"] for r in train.run.MetricsLog(workdir / "metrics.jsonl").records()]
-    # At init the zero output conv predicts eps = 0: loss E[eps^2] = 1. 150 steps of this
-    # 40k-parameter U-Net bring it under 0.35 (measured 0.25 over steps 126-150).
-    assert losses[0] > 0.6 and losses[-1] < 0.35, losses
-    assert int(result.state.step) == 150
+    # At init the zero output conv predicts eps = 0: loss E[eps^2] = 1. 100 steps of this
+    # 40k-parameter U-Net bring it under 0.45 (measured 0.40 over steps 76-100, from 0.79).
+    assert losses[0] > 0.6 and losses[-1] < 0.45, losses
+    assert int(result.state.step) == 100
 
 
 def test_sample_cli_with_sampler_guidance_and_labels(trained_run):
@@ -64,7 +64,7 @@ def test_eval_scores_each_guidance_scale(trained_run, classifier_dir, monkeypatc
         assert row["num_samples"] == 40 and (row["sampler"], row["steps"]) == ("ddim", 4)
         assert float(row["accuracy"] * 40).is_integer() and 0.0 <= row["accuracy"] <= 1.0
         assert np.isfinite(row["fd"]) and row["fd"] > 0.0
-    assert report["step"] == 150 and report["classifier_test_accuracy"] > 0.8
+    assert report["step"] == 100 and report["classifier_test_accuracy"] > 0.8
 
 
 def test_interpolate_between_inverted_test_digits(trained_run, tmp_path):

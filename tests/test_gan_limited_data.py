@@ -87,7 +87,7 @@ def test_sharded_step_with_every_option_matches_one_device():
     """Augmentation, spectral norm, ADA and lazy R1 on 8 devices (data 4 x fsdp 2) give the
     steps they give on one."""
     objective = families.make(helpers.tiny_gan_config(*ALL, images=True))
-    keys = jax.random.split(jax.random.PRNGKey(3), 5)
+    keys = jax.random.split(jax.random.PRNGKey(3), 5)  # lazy R1 on the first and the last
     batches = [_batch(objective, k, objective.config.batch_size) for k in keys]
     finals, _ = helpers.steps_on_one_device_and_eight(objective, batches)
     assert helpers.max_abs_diff(finals[0].params, finals[1].params) < 1e-5

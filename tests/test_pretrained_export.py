@@ -105,6 +105,7 @@ def test_export_refuses_autoencoders_diffusers_cannot_express(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow  # 35 s: a training process and an export process, each compiling from scratch
 def test_cli_trains_and_exports_a_kl_autoencoder(tmp_path):
     workdir, out = tmp_path / "run", tmp_path / "exported"
     result = helpers.run_cli(["train", *helpers.cli_args(config=KL_CONFIG, tiny=TINY_KL),
