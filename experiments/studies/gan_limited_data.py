@@ -20,10 +20,11 @@ import jax
 import numpy as np
 
 from jaxgen import config as config_lib
-from jaxgen import data, viz
-from jaxgen.eval.classifier import load_or_train
-from jaxgen.eval.gan import class_histogram
+from jaxgen import viz
+from jaxgen.eval.gan import evaluate_run
 from jaxgen.train import train
+from jaxgen.train.objectives import EvalOptions
+from jaxgen.train.run import load_run
 
 ROOT = Path(__file__).resolve().parents[2]
 AUGMENT = "gan.augment='color,translation,cutout'"
@@ -74,11 +75,8 @@ def main(argv=None):
             t0 = time.perf_counter()
             result = train(config, workdir)
             seconds = time.perf_counter() - t0
-            classifier = load_or_train(config.data.name, seed=config.seed)
-            _, reference, _ = data.load_arrays(config.data.name, "test", seed=config.seed)
+            scores = evaluate_run(load_run(workdir), EvalOptions(num=args.samples))
             params = result.state.eval_params
-            scores = class_histogram(result.objective, params, classifier, args.samples,
-                                     seed=0, reference=reference)
             rows.append({"variant": variant, "seed": seed, "steps": args.steps,
                          "train_seconds": seconds, "ada_p": float(
                              result.state.params.get("ada_p", np.nan)), **scores})
