@@ -3,7 +3,6 @@
 
 import functools
 import json
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -17,8 +16,6 @@ from jaxgen.data import text
 from jaxgen.train import families, make_objective
 from jaxgen.train.loop import jit_train_step
 from jaxgen.train.state import state_layout
-
-EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
 
 # name -> (experiment config, overrides). unet-cifar10 is DDPM's CIFAR-10 network exactly
 # (unconditional, 35,746,307 parameters), the one diffusers' UNet2DModel reproduces.
@@ -44,7 +41,7 @@ def load_config(model: str | None, config_path: str | None, overrides: list[str]
         if model not in MODELS:
             raise ValueError(f"unknown model {model!r}; choose from {sorted(MODELS)}")
         path, fixed = MODELS[model]
-        config = config_lib.load(EXPERIMENTS / path)
+        config = config_lib.load(config_lib.experiments_dir() / path)
         if guidance is not None and model == "unet-cifar10":
             fixed = ["model.num_classes=10"]  # guidance needs labels: the class-conditional net
         config = config_lib.override(config, fixed)

@@ -138,6 +138,21 @@ def _demo(args) -> None:
     demo.run(args.workdir, steps=args.steps, iwae_samples=args.iwae_samples, fresh=args.fresh)
 
 
+def _configs(args) -> None:
+    import shutil
+    import textwrap
+
+    from jaxgen import config as config_lib
+
+    shipped = config_lib.shipped_configs()
+    width = max(shutil.get_terminal_size((100, 24)).columns, 60)
+    pad = max(map(len, shipped)) + 2
+    for name, description in shipped.items():
+        print(name.ljust(pad) + textwrap.shorten(description, width - pad, placeholder=" ..."))
+    print(f"\n{len(shipped)} configs in {config_lib.experiments_dir()}; train one with "
+          "`python -m jaxgen train --config NAME`.")
+
+
 def _sampler_options(group) -> None:
     """--sampler, --steps and --guidance of a diffusion run's sampling."""
     group.add_argument("--sampler", choices=("ddim", "ddpm", "dpm_solver", "euler", "heun"),
@@ -164,8 +179,8 @@ def _parser() -> argparse.ArgumentParser:
         "run's latest good checkpoint. SIGTERM saves a checkpoint before exiting.",
     )
     train.add_argument("--config", required=True,
-                       help="experiment file defining get_config(), e.g. "
-                       "experiments/vae_mnist5k.py")
+                       help="a shipped config's name (e.g. vae_mnist5k; `python -m jaxgen "
+                       "configs` lists them) or the path of a file defining get_config()")
     train.add_argument("--workdir", help="run directory (default: runs/<config name>)")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a config value, e.g. --set steps=500 --set "
@@ -373,6 +388,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="delete the workdir's previous demo run first (needed to change "
                       "--steps of an existing run)")
     demo.set_defaults(run_command=_demo)
+
+    configs = sub.add_parser("configs", help="list the shipped experiment configs",
+                             description="Lists the configs that ship with jaxgen, each with "
+                             "the first line of its description; `--config NAME` trains one.")
+    configs.set_defaults(run_command=_configs)
     for command in sub.choices.values():
         command.add_argument("--debug", action="store_true",
                              help="show the full traceback of an error")

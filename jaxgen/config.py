@@ -10,11 +10,50 @@ from pathlib import Path
 import ml_collections
 
 
+def experiments_dir() -> Path:
+    """The folder of the shipped configs: the installed package `jaxgen.experiments` (the
+    wheel maps the repository's `experiments/` onto it), or `experiments/` beside the sources
+    of a clone that is not installed."""
+    try:
+        import jaxgen.experiments as shipped
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "experiments"
+    return Path(shipped.__file__).parent
+
+
+def shipped_configs() -> dict[str, str]:
+    """{name: the first line of its docstring} for every shipped config, read without running
+    it."""
+    configs = {}
+    for path in sorted(experiments_dir().glob("*.py")):
+        text = path.read_text()
+        if "def get_config" in text:
+            doc = ast.get_docstring(ast.parse(text)) or ""
+            configs[path.stem] = doc.split("\n\n")[0].replace("\n", " ")
+    return configs
+
+
+def resolve(config: str | Path) -> Path:
+    """The config file `config` names: a path to a file (an experiment's .py or a run's
+    config.json), or a shipped config's name (`vae_mnist5k`). A path such as
+    `experiments/vae_mnist5k.py` that does not exist where it is run (an installed package,
+    another directory) falls back to the shipped config of that name."""
+    path = Path(config)
+    if path.exists():
+        return path
+    shipped = shipped_configs()
+    if path.suffix in ("", ".py") and path.parent.name in ("", "experiments") and (
+            path.stem in shipped):
+        return experiments_dir() / f"{path.stem}.py"
+    raise FileNotFoundError(
+        f"No config at {config}: give a config file's path or a shipped config's name "
+        f"({', '.join(shipped)}; `python -m jaxgen configs` describes them).")
+
+
 def load(path: str | Path) -> ml_collections.ConfigDict:
-    """Runs `get_config()` from a config file (experiments/*.py) or reads a run's config.json."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"No config at {path}; see experiments/ for the shipped ones.")
+    """Runs `get_config()` from a config file (experiments/*.py) or reads a run's config.json;
+    `path` may also name a shipped config (`resolve`)."""
+    path = resolve(path)
     if path.suffix == ".json":
         return ml_collections.ConfigDict(json.loads(path.read_text()))
     module = import_file(path)

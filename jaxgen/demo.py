@@ -14,19 +14,7 @@ from jaxgen.eval import evaluate_vae
 from jaxgen.sample import pictures
 from jaxgen.train import train
 
-CONFIG = "vae_mnist5k.py"
-
-
-def find_experiment(name: str) -> Path:
-    """experiments/NAME from the source checkout, or from the current directory."""
-    for root in (Path(__file__).resolve().parent.parent, Path.cwd()):
-        path = root / "experiments" / name
-        if path.exists():
-            return path
-    raise FileNotFoundError(
-        f"experiments/{name} not found beside the jaxgen sources or in {Path.cwd()}; run from "
-        "the repository root (pip install -e . keeps the experiments beside the sources)."
-    )
+CONFIG = "vae_mnist5k"
 
 
 def run(workdir: str | Path = "runs/demo", steps: int | None = None, iwae_samples: int = 500,
@@ -39,7 +27,7 @@ def run(workdir: str | Path = "runs/demo", steps: int | None = None, iwae_sample
                 "pick another --workdir."
             )
         shutil.rmtree(workdir)
-    config = config_lib.load(find_experiment(CONFIG))
+    config = config_lib.load(CONFIG)
     if steps is not None:
         config.steps = steps
     t0 = time.perf_counter()

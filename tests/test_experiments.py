@@ -42,10 +42,10 @@ STUDIES = sorted((ROOT / "studies").glob("*.py"))
 
 
 def test_the_experiments_folder_holds_configs_and_their_helpers():
-    """Scripts that run studies live in experiments/studies; beside the configs stands only
-    the helper they share."""
-    others = [path.name for path in ROOT.glob("*.py") if path not in EXPERIMENTS]
-    assert others == ["common.py"]
+    """Scripts that run studies live in experiments/studies; beside the configs stand only
+    the helper they share and the package marker that ships them as jaxgen.experiments."""
+    others = sorted(path.name for path in ROOT.glob("*.py") if path not in EXPERIMENTS)
+    assert others == ["__init__.py", "common.py"]
     assert [path.stem for path in STUDIES] == ["diffusion_tables", "gan_limited_data", "helix",
                                              "mode_collapse"]
 
