@@ -7,6 +7,7 @@ Karras et al. 2020, "Training Generative Adversarial Networks with Limited Data"
 
 The transforms are DiffAugment's (`DiffAugment_pytorch.py` of mit-han-lab/data-efficient-gans),
 on NHWC images in [-1, 1]:
+
 - "color": brightness + U(-0.5, 0.5), saturation (distance from the channel mean) x U(0, 2),
   contrast (distance from the image mean) x U(0.5, 1.5);
 - "translation": an integer shift of up to 1/8 of each side, the uncovered pixels 0;
@@ -35,7 +36,17 @@ def _uniform(key, x, low, high):
 
 
 def color(key: jax.Array, x: jax.Array, p: float | jax.Array = 1.0) -> jax.Array:
-    """Brightness, saturation and contrast, each with probability `p` per image."""
+    """Brightness, saturation and contrast, each with probability `p` per image.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxgen.augment import color
+        >>> images, key = jnp.zeros((2, 8, 8, 3)), jax.random.key(0)
+        >>> color(key, images).shape
+        (2, 8, 8, 3)
+        >>> bool(jnp.array_equal(color(key, images, p=0.0), images))  # p = 0: unchanged
+        True
+    """
     keys = jax.random.split(key, 6)
     x = _per_image(keys[0], x, p, lambda x: x + _uniform(keys[1], x, -0.5, 0.5))
 
@@ -52,7 +63,15 @@ def color(key: jax.Array, x: jax.Array, p: float | jax.Array = 1.0) -> jax.Array
 
 
 def translation(key: jax.Array, x: jax.Array, p: float | jax.Array = 1.0) -> jax.Array:
-    """Shifts each image by whole pixels, up to H // 8 and W // 8 either way, filling with 0."""
+    """Shifts each image by whole pixels, up to H // 8 and W // 8 either way, filling with 0.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxgen.augment import translation
+        >>> shifted = translation(jax.random.key(0), jnp.ones((4, 16, 16, 3)))
+        >>> shifted.shape, bool(jnp.isin(shifted, jnp.array([0.0, 1.0])).all())  # moved, or 0
+        ((4, 16, 16, 3), True)
+    """
     batch, height, width, _ = x.shape
     shift_key, apply_key = jax.random.split(key)
     sy, sx = height // 8, width // 8
@@ -70,7 +89,16 @@ def translation(key: jax.Array, x: jax.Array, p: float | jax.Array = 1.0) -> jax
 
 def cutout(key: jax.Array, x: jax.Array, p: float | jax.Array = 1.0) -> jax.Array:
     """Zeroes a (H // 2) x (W // 2) square of each image, its centre uniform over the image
-    (the square cut at the borders)."""
+    (the square cut at the borders).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxgen.augment import cutout
+        >>> out = cutout(jax.random.key(0), jnp.ones((4, 8, 8, 1)))
+        >>> holes = (out == 0).sum(axis=(1, 2, 3))  # a 4 x 4 square, cut at the borders
+        >>> out.shape, bool(((holes >= 2 * 2) & (holes <= 4 * 4)).all())
+        ((4, 8, 8, 1), True)
+    """
     batch, height, width, _ = x.shape
     centre_key, apply_key = jax.random.split(key)
     ch, cw = height // 2, width // 2
@@ -88,7 +116,15 @@ TRANSFORMS = {"color": color, "translation": translation, "cutout": cutout}
 
 
 def check_policy(policy: str) -> tuple[str, ...]:
-    """The transforms named in a comma-separated `policy` ("" for none), in order."""
+    """The transforms named in a comma-separated `policy` ("" for none), in order.
+
+    Example:
+        >>> from jaxgen.augment import check_policy
+        >>> check_policy("translation,color")
+        ('translation', 'color')
+        >>> check_policy("")
+        ()
+    """
     names = tuple(name for name in policy.split(",") if name)
     unknown = [name for name in names if name not in TRANSFORMS]
     if unknown:
@@ -100,7 +136,17 @@ def check_policy(policy: str) -> tuple[str, ...]:
 def diff_augment(key: jax.Array, x: jax.Array, policy: str = "color,translation,cutout",
                  p: float | jax.Array = 1.0) -> jax.Array:
     """`policy`'s transforms in turn (DiffAugment's order), each applied to each image of the
-    NHWC batch `x` with probability `p`."""
+    NHWC batch `x` with probability `p`.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxgen.augment import diff_augment
+        >>> images, key = jnp.zeros((2, 16, 16, 3)), jax.random.key(0)
+        >>> diff_augment(key, images).shape
+        (2, 16, 16, 3)
+        >>> bool(jnp.array_equal(diff_augment(key, images, policy="", p=1.0), images))  # no policy
+        True
+    """
     names = check_policy(policy)
     if x.ndim != 4:
         raise ValueError(f"augmentation takes image batches [N, H, W, C], got shape "

@@ -51,7 +51,7 @@ def resolve(config: str | Path) -> Path:
 
 
 def load(path: str | Path) -> ml_collections.ConfigDict:
-    """Runs `get_config()` from a config file (experiments/*.py) or reads a run's config.json;
+    """Runs `get_config()` from a config file (`experiments/*.py`) or reads a run's config.json;
     `path` may also name a shipped config (`resolve`)."""
     path = resolve(path)
     if path.suffix == ".json":

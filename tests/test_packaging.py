@@ -106,3 +106,21 @@ def test_wheel_carries_the_configs_and_runs_from_another_directory(tmp_path):
     out = run("-m", "jaxgen", "demo", "--steps", "3", "--iwae-samples", "2", "--workdir", "demo")
     assert "held-out ELBO" in out
     assert (elsewhere / "demo" / "samples.png").exists()
+
+
+def test_the_repository_address_is_set_once_and_the_readme_and_notebook_follow_it():
+    import json
+
+    urls = PYPROJECT["project"]["urls"]
+    repository = urls["Repository"]
+    owner_name = repository.removeprefix("https://github.com/")
+    assert urls["Notebook"] == (f"https://colab.research.google.com/github/{owner_name}/blob/"
+                                "main/experiments/vae_colab_tpu.ipynb")
+    readme = (ROOT / "README.md").read_text()
+    first_screen = readme[:readme.index("## What it measures")]
+    assert f"]({urls['Notebook']})" in first_screen  # the Colab badge
+    assert f"git+{repository}" in first_screen
+    notebook = json.loads((ROOT / "experiments" / "vae_colab_tpu.ipynb").read_text())
+    install = "".join(notebook["cells"][2]["source"])
+    assert f'REPO_URL = "{repository}"' in install
+    assert 'pip install -q "jaxgen @ git+{REPO_URL}"' in install and " -e " not in install

@@ -42,6 +42,16 @@ def clip_loss(image_embeddings: jax.Array, text_embeddings: jax.Array, log_scale
     Returns:
       (scalar loss: the mean of the image->text and text->image cross-entropies over the
       batch, aux: `logit_scale`, `image_to_text_accuracy`, `text_to_image_accuracy`).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxgen.losses import clip_loss
+      >>> images = jnp.eye(3)  # three orthogonal embeddings, each paired with itself
+      >>> loss, aux = clip_loss(images, images, log_scale=jnp.log(100.0))
+      >>> round(float(loss), 4), float(aux["image_to_text_accuracy"])
+      (0.0, 1.0)
+      >>> round(float(clip_loss(images, jnp.ones((3, 3)), jnp.log(100.0))[0]), 4)  # chance: log 3
+      1.0986
     """
     scale = jnp.minimum(jnp.exp(log_scale), max_scale)
     logits = scale * _similarities(image_embeddings, text_embeddings)
@@ -67,6 +77,14 @@ def siglip_loss(image_embeddings: jax.Array, text_embeddings: jax.Array, log_sca
     Returns:
       (scalar loss: -sum_j log sigmoid(z_ij (scale s_ij + bias)) averaged over images i, with
       z_ij = 1 if i == j else -1; aux as `clip_loss`'s, plus `bias`).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxgen.losses import siglip_loss
+      >>> images, texts = jnp.eye(4)[:2], jnp.eye(4)[2:]  # orthogonal: every similarity is 0
+      >>> loss, aux = siglip_loss(images, texts, log_scale=jnp.log(10.0), bias=jnp.array(0.0))
+      >>> round(float(loss), 4)  # per image, 2 pairs at logit 0: 2 log 2
+      1.3863
     """
     scale = jnp.exp(log_scale)
     logits = scale * _similarities(image_embeddings, text_embeddings) + bias

@@ -22,6 +22,15 @@ def loss_weight(snr: jax.Array, parameterization: str, weighting: str = "simple"
     "min_snr": Min-SNR-gamma (Hang et al. 2023): the x0-space weight min(SNR, gamma), expressed
     for each parameterization (divided by SNR for eps, by SNR + 1 for v), so the three give the
     same loss for the same denoiser.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import loss_weight
+        >>> snr = jnp.array([1.0, 4.0, 100.0])
+        >>> loss_weight(snr, "x0", "min_snr").tolist()  # min(SNR, 5)
+        [1.0, 4.0, 5.0]
+        >>> [round(w, 4) for w in loss_weight(snr, "eps", "min_snr").tolist()]  # min(SNR, 5) / SNR
+        [1.0, 1.0, 0.05]
     """
     if weighting == "simple":
         return jnp.ones_like(snr)
@@ -52,6 +61,15 @@ def diffusion_loss(prediction: jax.Array, x0: jax.Array, noise: jax.Array, alpha
 
     Returns:
         (scalar loss, {"mse": [B] unweighted per-example MSE, "weight": [B]}).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import diffusion_loss
+        >>> x0, noise = jnp.ones((2, 3)), -jnp.ones((2, 3))
+        >>> alpha, sigma = jnp.full(2, 0.6), jnp.full(2, 0.8)
+        >>> loss, aux = diffusion_loss(noise, x0, noise, alpha, sigma)  # eps model, true noise
+        >>> float(loss), aux["mse"].shape
+        (0.0, (2,))
     """
     chex.assert_equal_shape([prediction, x0, noise])
     chex.assert_shape([alpha, sigma], (x0.shape[0],))
@@ -66,7 +84,17 @@ def diffusion_loss(prediction: jax.Array, x0: jax.Array, noise: jax.Array, alpha
 def flow_matching_loss(velocity: jax.Array, x0: jax.Array,
                        noise: jax.Array) -> tuple[jax.Array, dict]:
     """Conditional flow matching (Lipman et al. 2023; Liu et al. 2023): MSE of the predicted
-    velocity at x_t against d x_t / dt = noise - x0. Returns (scalar, {"mse": [B]})."""
+    velocity at x_t against d x_t / dt = noise - x0. Returns (scalar, {"mse": [B]}).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import flow_matching_loss
+        >>> x0, noise = jnp.zeros((2, 3)), jnp.ones((2, 3))
+        >>> float(flow_matching_loss(noise - x0, x0, noise)[0])  # the path's own velocity
+        0.0
+        >>> flow_matching_loss(jnp.zeros((2, 3)), x0, noise)[1]["mse"].tolist()
+        [1.0, 1.0]
+    """
     chex.assert_equal_shape([velocity, x0, noise])
     error = jnp.square(velocity.astype(jnp.float32) - (noise - x0).astype(jnp.float32))
     mse = jnp.mean(error.reshape(error.shape[0], -1), axis=-1)
@@ -76,5 +104,13 @@ def flow_matching_loss(velocity: jax.Array, x0: jax.Array,
 def logit_normal_times(key: jax.Array, num: int, mean: float = 0.0,
                        std: float = 1.0) -> jax.Array:
     """[num] times in (0, 1) with logit(t) ~ N(mean, std^2): Stable Diffusion 3's sampling of
-    flow-matching times (Esser et al. 2024, section 3.1), which favours the middle of the path."""
+    flow-matching times (Esser et al. 2024, section 3.1), which favours the middle of the path.
+
+    Example:
+        >>> import jax
+        >>> from jaxgen.losses import logit_normal_times
+        >>> t = logit_normal_times(jax.random.key(0), 8)
+        >>> t.shape, bool(((t > 0) & (t < 1)).all())
+        ((8,), True)
+    """
     return jax.nn.sigmoid(mean + std * jax.random.normal(key, (num,)))

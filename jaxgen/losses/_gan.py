@@ -33,6 +33,12 @@ def minimax_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -
     """-E[log D(x)] - E[log(1 - D(G(z)))] with D = sigmoid(logits) (Goodfellow et al. 2014, eq. 1).
 
     The same discriminator loss serves the minimax and the non-saturating generator.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import minimax_discriminator_loss
+        >>> round(float(minimax_discriminator_loss(jnp.zeros(4), jnp.zeros(4))), 4)  # 2 log 2
+        1.3863
     """
     return _bce(_scores(real_logits), 1.0) + _bce(_scores(fake_logits), 0.0)
 
@@ -42,53 +48,125 @@ def minimax_generator_loss(fake_logits: jax.Array) -> jax.Array:
 
     It saturates: when the discriminator rejects fakes confidently, its gradient vanishes
     (Goodfellow et al. 2014, section 3), which is why the non-saturating loss is the default.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import minimax_generator_loss
+        >>> round(float(minimax_generator_loss(jnp.zeros(4))), 4)  # log(1 - 1/2) = -log 2
+        -0.6931
     """
     return -_bce(_scores(fake_logits), 0.0)
 
 
 def non_saturating_generator_loss(fake_logits: jax.Array) -> jax.Array:
     """-E[log D(G(z))] (Goodfellow et al. 2014, section 3): same fixed point, strong early
-    gradients."""
+    gradients.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import non_saturating_generator_loss
+        >>> round(float(non_saturating_generator_loss(jnp.zeros(4))), 4)  # -log(1/2) = log 2
+        0.6931
+    """
     return _bce(_scores(fake_logits), 1.0)
 
 
 def hinge_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
-    """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))] (Lim & Ye 2017; Miyato et al. 2018)."""
+    """E[max(0, 1 - D(x))] + E[max(0, 1 + D(G(z)))] (Lim & Ye 2017; Miyato et al. 2018).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import hinge_discriminator_loss
+        >>> float(hinge_discriminator_loss(jnp.zeros(2), jnp.zeros(2)))  # both margins missed
+        2.0
+        >>> float(hinge_discriminator_loss(jnp.array([1.0, 3.0]), jnp.array([-1.0, -2.0])))
+        0.0
+    """
     return (jnp.mean(jax.nn.relu(1.0 - _scores(real_logits)))
             + jnp.mean(jax.nn.relu(1.0 + _scores(fake_logits))))
 
 
 def hinge_generator_loss(fake_logits: jax.Array) -> jax.Array:
-    """-E[D(G(z))]."""
+    """-E[D(G(z))].
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import hinge_generator_loss
+        >>> float(hinge_generator_loss(jnp.array([1.0, 3.0])))  # no margin: raise every score
+        -2.0
+    """
     return -jnp.mean(_scores(fake_logits))
 
 
 def wasserstein_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
     """E[D(G(z))] - E[D(x)]: the critic's loss, whose negative estimates the Wasserstein-1
     distance when D is 1-Lipschitz (Arjovsky et al. 2017, eq. 3). Pair it with
-    `gradient_penalty` (WGAN-GP) to keep D near 1-Lipschitz."""
+    `gradient_penalty` (WGAN-GP) to keep D near 1-Lipschitz.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import wasserstein_discriminator_loss
+        >>> float(wasserstein_discriminator_loss(jnp.array([2.0, 4.0]), jnp.array([1.0, 1.0])))
+        -2.0
+    """
     return jnp.mean(_scores(fake_logits)) - jnp.mean(_scores(real_logits))
 
 
 def wasserstein_generator_loss(fake_logits: jax.Array) -> jax.Array:
-    """-E[D(G(z))]."""
+    """-E[D(G(z))].
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import wasserstein_generator_loss
+        >>> float(wasserstein_generator_loss(jnp.array([[1.0], [3.0]])))  # [B, 1] logits work too
+        -2.0
+    """
     return -jnp.mean(_scores(fake_logits))
 
 
 def least_squares_discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
     """1/2 E[(D(x) - 1)^2] + 1/2 E[D(G(z))^2]: LSGAN with a = 0, b = c = 1 (Mao et al. 2017,
-    eq. 2)."""
+    eq. 2).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import least_squares_discriminator_loss
+        >>> float(least_squares_discriminator_loss(jnp.ones(2), jnp.zeros(2)))  # its targets: 0
+        0.0
+        >>> float(least_squares_discriminator_loss(jnp.zeros(2), jnp.zeros(2)))
+        0.5
+    """
     return (0.5 * jnp.mean(jnp.square(_scores(real_logits) - 1.0))
             + 0.5 * jnp.mean(jnp.square(_scores(fake_logits))))
 
 
 def least_squares_generator_loss(fake_logits: jax.Array) -> jax.Array:
-    """1/2 E[(D(G(z)) - 1)^2]."""
+    """1/2 E[(D(G(z)) - 1)^2].
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import least_squares_generator_loss
+        >>> float(least_squares_generator_loss(jnp.ones(2)))  # fakes scored as real: 0
+        0.0
+        >>> float(least_squares_generator_loss(jnp.zeros(2)))
+        0.5
+    """
     return 0.5 * jnp.mean(jnp.square(_scores(fake_logits) - 1.0))
 
 
 class AdversarialLoss(NamedTuple):
-    """A (discriminator loss, generator loss) pair."""
+    """A (discriminator loss, generator loss) pair.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen import losses
+        >>> pair = losses.AdversarialLoss(discriminator=losses.hinge_discriminator_loss,
+        ...                               generator=losses.hinge_generator_loss)
+        >>> pair == losses.adversarial_loss("hinge")  # the registered "hinge" pair
+        True
+        >>> float(pair.discriminator(jnp.ones(2), -jnp.ones(2))), float(pair.generator(jnp.ones(2)))
+        (0.0, -1.0)
+    """
 
     discriminator: Callable[[jax.Array, jax.Array], jax.Array]
     generator: Callable[[jax.Array], jax.Array]
@@ -105,7 +183,15 @@ ADVERSARIAL_LOSSES = {
 
 
 def adversarial_loss(name: str) -> AdversarialLoss:
-    """The named loss pair: one of `ADVERSARIAL_LOSSES`."""
+    """The named loss pair: one of `ADVERSARIAL_LOSSES`.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import adversarial_loss
+        >>> discriminator_loss, generator_loss = adversarial_loss("non_saturating")
+        >>> round(float(generator_loss(jnp.zeros(4))), 4)  # log 2 at D = 1/2
+        0.6931
+    """
     if name not in ADVERSARIAL_LOSSES:
         raise ValueError(f"Unknown GAN loss {name!r}; known: {sorted(ADVERSARIAL_LOSSES)}.")
     return ADVERSARIAL_LOSSES[name]
@@ -133,6 +219,16 @@ def gradient_penalty(
         critic: maps a batch [B, ...] to scores [B] or [B, 1].
         real, fake: [B, ...] batches of the same shape, paired row by row.
         key: draws the interpolation weights.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxgen.losses import gradient_penalty
+        >>> real, fake, key = jnp.ones((4, 2)), jnp.zeros((4, 2)), jax.random.key(0)
+        >>> critic = lambda x: x @ jnp.array([0.6, 0.8])  # linear, gradient norm 1 everywhere
+        >>> round(float(gradient_penalty(critic, real, fake, key)), 4)
+        0.0
+        >>> round(float(gradient_penalty(lambda x: x @ jnp.array([3.0, 4.0]), real, fake, key)), 4)
+        16.0
     """
     chex.assert_equal_shape([real, fake])
     eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
@@ -142,5 +238,13 @@ def gradient_penalty(
 
 def r1_penalty(critic: Callable[[jax.Array], jax.Array], real: jax.Array) -> jax.Array:
     """R1: E[||grad D(x)||^2] on real data (Mescheder et al. 2018, eq. 9). The paper's
-    regulariser is gamma / 2 times this."""
+    regulariser is gamma / 2 times this.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxgen.losses import r1_penalty
+        >>> critic = lambda x: x @ jnp.array([3.0, 4.0])  # gradient norm 5 everywhere
+        >>> round(float(r1_penalty(critic, jnp.ones((4, 2)))), 4)
+        25.0
+    """
     return jnp.mean(jnp.square(_input_gradient_norms(critic, real)))

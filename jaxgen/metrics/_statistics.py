@@ -47,7 +47,7 @@ _batch_moments = jax.jit(batch_moments)
 class FeatureStatistics:
     """Running count, mean [D] and scatter matrix [D, D] of features, in float64 on the host.
 
-    Immutable: `update` and `merge` return new statistics.
+    Immutable: `update` and `merge` return new statistics::
 
         stats = FeatureStatistics.empty(2048)
         for batch in batches:  # [B, 2048] each, numpy or (sharded) JAX arrays

@@ -131,7 +131,10 @@ class FinalLayer(nnx.Module):
 
 
 class DiT(nnx.Module):
-    """Args:
+    """The Diffusion Transformer: patch tokens through adaLN-Zero blocks, folded back into an
+    image (see the module docstring).
+
+    Args:
         data_shape: (H, W, C) of the inputs; H and W divisible by `patch_size`.
         patch_size: side of the square patches that become tokens ((H / p) * (W / p) tokens).
         hidden: token width; divisible by 4 (position embeddings) and by `num_heads`.

@@ -1,5 +1,5 @@
 """The PyTorch ecosystem's checkpoints, read into jaxgen and written back, streamed tensor by
-tensor from safetensors and strict about every key and option (see `convert`):
+tensor from safetensors and strict about every key and option (see `convert`)::
 
   diffusers `UNet2DModel` pipelines     `load_run` (a sampling run), `export_run` (back)
   diffusers `UNet2DConditionModel`      `load_unet` (SD 1.x / 2.x; also UNet2DModel)
