@@ -72,7 +72,8 @@ def test_cli_lists_the_configs_and_refuses_an_unknown_name(capsys, tmp_path):
 def test_wheel_carries_the_configs_and_runs_from_another_directory(tmp_path):
     """Builds the wheel from the project's files alone, installs it (without dependencies,
     which this environment has) into a folder, and from an empty directory runs the demo's
-    first steps, `configs` and `python -m benchmarks --help` against that install."""
+    first steps, `configs`, `python -m benchmarks --help` and a train-step benchmark of a shipped
+    config against that install."""
     source = tmp_path / "source"
     source.mkdir()
     for name in ("pyproject.toml", "README.md", "jaxgen", "benchmarks", "experiments"):
@@ -103,6 +104,9 @@ def test_wheel_carries_the_configs_and_runs_from_another_directory(tmp_path):
         site / "jaxgen" / "__init__.py")
     assert "dcgan_mnist5k" in run("-m", "jaxgen", "configs")
     assert "sample,train" in run("-m", "benchmarks", "--help")
+    timed = run("-m", "benchmarks", "train", "--model", "vae", "--batch", "8", "--repeats", "1",
+                "--calls", "1", "--no-peak")  # reads the shipped vae_mnist config
+    assert "| train | vae | jaxgen jit |" in timed
     out = run("-m", "jaxgen", "demo", "--steps", "3", "--iwae-samples", "2", "--workdir", "demo")
     assert "held-out ELBO" in out
     assert (elsewhere / "demo" / "samples.png").exists()
