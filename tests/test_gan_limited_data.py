@@ -8,6 +8,8 @@ import jax
 import numpy as np
 import pytest
 
+from jaxgen import augment
+from jaxgen import config as config_lib
 from jaxgen.models import spectral_norm
 from jaxgen.train import families, train
 from jaxgen.train.checkpoint import Checkpointer
@@ -29,7 +31,8 @@ def test_options_are_checked_at_set_up():
     with pytest.raises(ValueError, match="needs model.kind 'dcgan'"):
         families.make(helpers.tiny_gan_config("gan.augment='cutout'"))
     with pytest.raises(ValueError, match="name the transforms in gan.augment"):
-        families.make(helpers.tiny_gan_config("gan.ada_target=0.6", images=True))
+        families.make(helpers.tiny_gan_config("gan.augment=''", "gan.ada_target=0.6",
+                                              images=True))
     with pytest.raises(ValueError, match="r1_every at least 1"):
         families.make(helpers.tiny_gan_config("gan.r1_every=0", images=True))
 
@@ -102,7 +105,8 @@ def test_ada_raises_p_when_the_discriminator_memorises(tmp_path):
     plentiful data is a question for a trained model: `experiments/studies/gan_limited_data.py`
     reports the final p of each run."""
     result = train(helpers.tiny_gan_config(
-        "gan.augment='translation,cutout'", "gan.ada_target=0.6", "gan.ada_kimg=2",
+        "gan.spectral_norm=False", "gan.augment='translation,cutout'", "gan.ada_target=0.6",
+        "gan.ada_kimg=2",
         "steps=150", "log_every=25", "checkpoint_every=150", "data.train_examples=32",
         images=True), tmp_path)
     logged = [r["ada_p"] for r in MetricsLog(tmp_path / "metrics.jsonl").records()]
@@ -111,6 +115,32 @@ def test_ada_raises_p_when_the_discriminator_memorises(tmp_path):
     with pytest.raises(ValueError, match=r"train_examples must be in \[1, 4000\]"):
         train(helpers.tiny_gan_config("data.train_examples=5000", images=True),
               tmp_path / "too_many")
+
+
+@pytest.mark.parametrize("name", ["dcgan_mnist5k", "dcgan_mnist", "dcgan_cifar10",
+                                  "dcgan_celeba"])
+def test_image_gan_configs_train_with_the_tools_for_limited_data(name):
+    """The CPU default (the study's best setting within 15 minutes) and the accelerator configs
+    built from it: spectral norm and ADA over DiffAugment's three transforms."""
+    gan = config_lib.load(name).gan
+    assert gan.spectral_norm and gan.ada_target == 0.6
+    assert augment.check_policy(gan.augment) == ("color", "translation", "cutout")
+
+
+def test_the_study_tabulates_each_variant_and_budget_over_its_seeds():
+    study = config_lib.import_file(helpers.ROOT / "experiments" / "studies" /
+                                   "gan_limited_data.py")
+    assert all(study.VARIANTS[v][:len(study.PLAIN)] == study.PLAIN for v in study.VARIANTS
+               if v != "default")
+    rows = [{"variant": v, "steps": n, "seed": s, "fd": fd, "smallest_class_share": 0.07,
+             "kl_to_uniform": 0.01, "confident": 0.75, "steps_per_second": 4.0, "ada_p": p}
+            for v, n, s, fd, p in [("baseline", 3000, 0, 40.0, np.nan),
+                                   ("baseline", 3000, 1, 50.0, np.nan),
+                                   ("default", 6000, 0, 30.0, 0.0)]]
+    lines = study.table(rows).splitlines()
+    assert len(lines) == 4
+    assert lines[2].startswith("| baseline | 3000 | 2 | 4 ± 0 | 45 ± 7.1 | 0.07 ± 0 |")
+    assert lines[2].endswith("|  |") and lines[3].endswith("| 0 |")  # ADA's p where it runs
 
 
 def _start(workdir, *overrides):
