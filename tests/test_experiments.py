@@ -1,6 +1,7 @@
 """Every shipped config builds its model and takes a real batch of its dataset's shape."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import jax
@@ -58,3 +59,22 @@ def test_every_study_script_loads_and_explains_itself(path, capsys):
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
     assert text.startswith("usage:") and "--out" in text
+
+
+def test_the_mode_collapse_table_keeps_the_rows_of_earlier_invocations(tmp_path):
+    """Rows from a file that held its budget once under "args" keep it; a rerun of the same
+    variant, steps, width and seed replaces its row; new variants are added in order."""
+    module = config_lib.import_file(ROOT / "studies" / "mode_collapse.py")
+    old = {"args": {"steps": 5000, "width": 0.5},
+           "results": [{"variant": "GAN", "seed": s, "modes": 8, "high_quality": 0.5,
+                        "reverse_kl": 0.2} for s in range(2)]}
+    path = tmp_path / "mode_collapse_ring8.json"
+    path.write_text(json.dumps(old))
+    new = [{"variant": v, "steps": 5000, "width": 0.5, "seed": 1, "modes": 7,
+            "high_quality": 0.9, "reverse_kl": 0.1} for v in ("GAN+SN", "GAN")]
+    rows = module.merge(path, new)
+    assert [(r["variant"], r["seed"], r["modes"]) for r in rows] == [
+        ("GAN", 0, 8), ("GAN", 1, 7), ("GAN+SN", 1, 7)]
+    text = module.table("ring8", rows)
+    assert "| **GAN (jaxgen)** | 5,000 | x0.5 | 2 | 7.5 ± 0.71 |" in text
+    assert "| **GAN+SN (jaxgen)** | 5,000 | x0.5 | 1 | 7.0 | 90.0 | 0.10 |" in text
