@@ -1,6 +1,8 @@
 """Every test sees 8 CPU devices, so sharding is exercised on this 2-core machine."""
 
 import os
+import shutil
+import tempfile
 
 # Tests compile hundreds of small programs and run each a few times, so LLVM's full
 # optimisation costs more than it saves. Level 1 compiles almost as fast as level 0 (the tiny
@@ -12,11 +14,24 @@ os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "")
     + " --xla_force_host_platform_device_count=8 --xla_backend_optimization_level=1"
 ).strip()
-os.environ.setdefault("JAXGEN_COMPILATION_CACHE", "")  # subprocess CLIs: no cache in $HOME
+# One persistent compilation cache per test session, shared by the pytest workers and the CLI
+# processes the tests start: many tests compile the same tiny runs' programs (a train step, a
+# sampler), in-process and in subprocesses, and each compiled program is reused from the cache.
+# The session's controller creates it (the workers inherit the variable) and removes it at the
+# end, so no session starts with another's programs and nothing is written to $HOME. Set
+# JAXGEN_COMPILATION_CACHE= to compile everything anew.
+_OWNS_CACHE = "JAXGEN_COMPILATION_CACHE" not in os.environ
+if _OWNS_CACHE:
+    os.environ["JAXGEN_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="jaxgen-tests-xla-")
 
+import jax  # noqa: E402
 import pytest  # noqa: E402
 
 from tests import helpers  # noqa: E402
+
+if os.environ["JAXGEN_COMPILATION_CACHE"]:
+    jax.config.update("jax_compilation_cache_dir", os.environ["JAXGEN_COMPILATION_CACHE"])
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
 
 # The smoke lane, `python -m pytest -m smoke`: every family and the engine once, in about two
 # minutes, for quick iterations. An entry is a file (all its tests), a test (all its
@@ -94,3 +109,8 @@ def classifier_dir(tmp_path_factory):
     trained = classifier_lib.load_or_train("mnist5k", cache_dir=directory, steps=300)
     assert trained.test_accuracy > 0.8  # even 300 steps recognise most held-out digits
     return directory
+
+
+def pytest_sessionfinish(session):
+    if _OWNS_CACHE and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(os.environ["JAXGEN_COMPILATION_CACHE"], ignore_errors=True)

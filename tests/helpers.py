@@ -90,8 +90,7 @@ def cli_env(devices: int) -> dict:
     flags = re.sub(r"--xla_force_host_platform_device_count=\d+", "",
                    os.environ.get("XLA_FLAGS", ""))  # the tests' other flags carry over
     env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={devices}".strip()
-    env["JAXGEN_COMPILATION_CACHE"] = ""
-    return env
+    return env  # with the session's compilation cache (tests/conftest.py)
 
 
 def free_port() -> int:

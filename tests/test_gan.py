@@ -81,7 +81,9 @@ def test_simultaneous_step_moves_both_players_from_the_same_point():
                                 new_state.params["discriminator"]) > 0
 
 
-@pytest.mark.parametrize("images", [False, True])
+# The image case is slow (compiling the DCGAN step twice); the default suite shards the image
+# GAN with every limited-data option on (tests/test_gan_limited_data.py).
+@pytest.mark.parametrize("images", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_sharded_step_matches_one_device(images):
     """The same steps on 1 device and on 8 (data 4 x fsdp 2, state split), compiled with the
     engine's shardings, agree to float32 round-off."""

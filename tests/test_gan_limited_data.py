@@ -152,6 +152,7 @@ def _start(workdir, *overrides):
         stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_keeps_every_option_bit_for_bit(tmp_path):
     """Killed after a checkpoint, resumed: the spectral-norm vectors, ADA's p, both players and
     their optimizers end where the uninterrupted run ended, and so do the logged metrics."""

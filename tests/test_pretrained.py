@@ -440,6 +440,7 @@ def test_text_to_image_matches_stable_diffusion_pipeline(sampler):
     assert len(pipe._programs) == 1 and np.abs(again.astype(int) - images).max() > 0
 
 
+@pytest.mark.slow
 def test_text_to_image_in_bfloat16():
     """bf16 weights and compute: the pipeline's images stay within a few grey levels of
     diffusers' fp32 ones (measured: max 7, mean 0.55 of 255), and differ from jaxgen's fp32
@@ -457,6 +458,7 @@ def test_text_to_image_in_bfloat16():
     assert 1 < error.max() <= 16 and error.mean() <= 1.5, (error.max(), error.mean())
 
 
+@pytest.mark.slow
 def test_cli_generates_with_a_stable_diffusion_folder(tmp_path):
     out = tmp_path / "astronaut.png"
     result = helpers.run_cli(["generate", "--pretrained", str(ROOT / "tiny_sd"),
