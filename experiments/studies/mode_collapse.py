@@ -101,7 +101,7 @@ def main(argv=None):
                                    f"{100 * report['high_quality']:.0f}% HQ", samples))
         centers, _ = toy.mixture_modes(dataset)
         slug = "_".join(variant.replace("+", "-") for variant in args.variants)
-        viz.scatter_panels(panels, out / f"mode_collapse_{dataset}_{slug}.png",
+        viz.scatter_panels(panels, out / f"mode_collapse_{dataset}_{slug}_{args.steps}.png",
                            limit=1.5 if dataset == "ring8" else 5.5, reference=centers)
 
     for dataset in args.datasets:
@@ -160,8 +160,8 @@ def _write_table(dataset, mine, out):
         "earlier invocations are kept (a rerun of the same variant, steps, width and seed "
         "replaces its row). jaxgen rows: mean ± std over seeds, batch 100, hidden widths as a "
         "fraction of the protocol's; each invocation's seed-0 scatter plots are "
-        f"`mode_collapse_{dataset}_<variants>.png`. Published rows as printed in the papers "
-        "(400,000 steps at full width; seeds: their trials).",
+        f"`mode_collapse_{dataset}_<variants>_<steps>.png`. Published rows as printed in the "
+        "papers (400,000 steps at full width; seeds: their trials).",
         "",
         table(dataset, rows)])
     (out / f"mode_collapse_{dataset}.md").write_text(text)
